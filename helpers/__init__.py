@@ -1,0 +1,23 @@
+"""Tested helpers for *Neural Networks for Recommender Systems*.
+
+Importing this package first keeps TensorFlow's start-up noise (oneDNN, CUDA and absl
+messages written straight to the process's stderr) out of notebook output: see
+:mod:`helpers.quiet`. Modules, one concern each:
+
+- :mod:`helpers.data` -- dataset registry, checksummed download, MovieLens loaders;
+- :mod:`helpers.encoding` -- contiguous id encoding;
+- :mod:`helpers.splits` -- random, temporal, leave-last-out splits;
+- :mod:`helpers.sampling` -- vectorised negative sampling;
+- :mod:`helpers.metrics` -- rating, classification and ranking metrics (NumPy only);
+- :mod:`helpers.evaluation` -- candidate generation and evaluation loops;
+- :mod:`helpers.baselines` -- popularity, damped mean, item-KNN, EASE;
+- :mod:`helpers.repro` -- one call to seed everything;
+- :mod:`helpers.plotting` -- the book's figure style.
+"""
+from helpers.quiet import quiet_tensorflow
+
+quiet_tensorflow()
+
+from helpers.repro import seed_everything  # noqa: E402
+
+__all__ = ["quiet_tensorflow", "seed_everything"]
