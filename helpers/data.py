@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -203,12 +204,12 @@ def _safe_members(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
 
 def _download(url: str, dest: Path, progress: bool = True, timeout: float = 60.0) -> None:
     """Stream ``url`` to ``dest`` with a progress bar."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     req = urllib.request.Request(url, headers={"User-Agent": "recsys-nn-book"})
     with urllib.request.urlopen(req, timeout=timeout) as resp, open(dest, "wb") as out:
         total = int(resp.headers.get("Content-Length") or 0) or None
-        with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name.split(".")[0],
+        with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name.split(".")[0], file=sys.stdout,
                   disable=not progress) as bar:
             for block in iter(lambda: resp.read(1 << 16), b""):
                 out.write(block)

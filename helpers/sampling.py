@@ -39,7 +39,7 @@ class NegativeSampler:
         return self._keys[idx] == keys if len(self._keys) else np.zeros(keys.shape, bool)
 
     def sample(self, users: np.ndarray, n: int = 1, rng: np.random.Generator | int | None = None,
-               p: np.ndarray | None = None, max_rounds: int = 100) -> np.ndarray:
+               p: np.ndarray | None = None, max_rounds: int = 20) -> np.ndarray:
         """Return an int64 array of shape ``(len(users), n)`` of non-positive items.
 
         ``rng`` is a ``Generator`` or a seed (same seed, same negatives). Negatives for one
@@ -70,8 +70,14 @@ class NegativeSampler:
                 return out
             out[bad] = draw(int(bad.sum()))
             bad[bad] = self.is_positive(u[bad], out[bad])
-        raise RuntimeError(f"could not draw negatives in {max_rounds} rounds: users are nearly saturated")
-
+        # Users with very few non-positives: draw the rest exactly from their complement.
+        for user in np.unique(u[bad]):
+            rows = bad & (u == user)
+            lo, hi = np.searchsorted(self._keys, [user * self.n_items, (user + 1) * self.n_items])
+            allowed = np.setdiff1d(np.arange(self.n_items), self._keys[lo:hi] - user * self.n_items)
+            w = None if p is None else p[allowed] / p[allowed].sum()
+            out[rows] = rng.choice(allowed, size=int(rows.sum()), p=w)
+        return out
 
 def sample_negatives(pos_users: np.ndarray, pos_items: np.ndarray, n_items: int,
                      users: np.ndarray | None = None, n: int = 1, seed: int | None = 0,

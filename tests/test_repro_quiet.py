@@ -1,0 +1,85 @@
+"""Reproducibility and quiet TensorFlow, tested where it matters: inside a real kernel."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import nbformat
+import numpy as np
+import pytest
+
+import helpers
+
+MODEL_CELL = """
+import numpy as np, keras
+m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="relu"), keras.layers.Dense(1)])
+m.compile("adam", "mse")
+h = m.fit(np.ones((64, 3)), np.ones(64), epochs=2, batch_size=16, verbose=0)
+print(round(float(h.history["loss"][-1]), 6))
+"""
+
+
+RUNNER = """
+import json, sys
+import nbformat
+from nbclient import NotebookClient
+nb = nbformat.v4.new_notebook()
+nb.cells = [nbformat.v4.new_code_cell(s) for s in json.load(sys.stdin)]
+NotebookClient(nb, timeout=300, kernel_name="python3").execute()
+print(nbformat.writes(nb))
+"""
+
+
+def run_cells(*sources: str) -> nbformat.NotebookNode:
+    """Execute cells in a fresh kernel started by a separate process, as JupyterLab or the
+    book build would. ipykernel stops forwarding fd-level stderr when it sees
+    PYTEST_CURRENT_TEST, so that variable is removed: the kernel must see what a learner's sees."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    proc = subprocess.run([sys.executable, "-c", RUNNER], input=json.dumps(sources), env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return nbformat.reads(proc.stdout, as_version=4)
+
+
+def stderr_text(nb: nbformat.NotebookNode) -> str:
+    return "".join(o.get("text", "") for c in nb.cells for o in c.outputs
+                   if o.output_type == "stream" and o.name == "stderr")
+
+
+def test_seed_everything_makes_numpy_and_keras_repeatable():
+    import keras
+
+    def draw():
+        rng = helpers.seed_everything(123)
+        layer = keras.layers.Dense(3)
+        layer.build((None, 2))
+        return rng.random(3), np.random.rand(2), layer.kernel.numpy()
+
+    a, b = draw(), draw()
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    with pytest.raises(ValueError, match="non-negative integer"):
+        helpers.seed_everything(-1)
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    """Kernels inherit this process's environment; start them as a learner's would."""
+    for var in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_BACKEND"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_importing_helpers_first_keeps_tensorflow_noise_out_of_the_notebook(clean_env):
+    nb = run_cells("import helpers\nimport tensorflow as tf\nhelpers.seed_everything(0)", MODEL_CELL)
+    assert stderr_text(nb) == ""
+    assert nb.cells[1].outputs[0]["text"].strip()  # the model really ran and printed
+
+
+def test_without_helpers_the_noise_would_reach_the_notebook(clean_env):
+    """Control: proves the test above can see C++ stderr output at all on this machine."""
+    nb = run_cells("import tensorflow as tf\ntf.config.list_physical_devices()")
+    if not stderr_text(nb):
+        pytest.skip("this TensorFlow build prints nothing at start-up here; nothing to hide")
+    assert "absl" in stderr_text(nb) or "cuda" in stderr_text(nb).lower()

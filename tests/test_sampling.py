@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from helpers.sampling import NegativeSampler, sample_negatives
+
+
+def test_negatives_never_hit_positives_and_are_seeded():
+    rng = np.random.default_rng(0)
+    users = rng.integers(0, 50, 2000)
+    items = rng.integers(0, 30, 2000)  # dense: many collisions to resolve
+    s = NegativeSampler(users, items, 30)
+    neg = s.sample(users, 4, rng=7)
+    assert neg.shape == (2000, 4)
+    pos = set(zip(users.tolist(), items.tolist()))
+    assert not any((u, i) in pos for u, row in zip(users.tolist(), neg.tolist()) for i in row)
+    np.testing.assert_array_equal(neg, s.sample(users, 4, rng=7))
+    assert not np.array_equal(neg, s.sample(users, 4, rng=8))
+
+
+def test_popularity_weighted_sampling_follows_p():
+    s = NegativeSampler(np.array([0]), np.array([0]), 4)
+    p = np.array([0.0, 0.7, 0.2, 0.1])
+    neg = s.sample(np.ones(200_000, dtype=int), 1, rng=0, p=p)[:, 0]
+    np.testing.assert_allclose(np.bincount(neg, minlength=4) / len(neg), p, atol=0.01)
+    with pytest.raises(ValueError, match="probability"):
+        s.sample(np.array([1]), 1, p=np.array([1.0, 1.0, 0, 0]))
+
+
+def test_uniform_over_non_positives():
+    # user 0 has items 0 and 1; negatives must be uniform over 2..4
+    neg = sample_negatives(np.array([0, 0]), np.array([0, 1]), 5, users=np.zeros(30_000, int), seed=1)
+    freq = np.bincount(neg[:, 0], minlength=5) / neg.size
+    np.testing.assert_allclose(freq, [0, 0, 1 / 3, 1 / 3, 1 / 3], atol=0.015)
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="encode ids"):
+        NegativeSampler(np.array([0]), np.array([5]), 3)
+    s = NegativeSampler(np.array([0, 0]), np.array([0, 1]), 2)
+    with pytest.raises(ValueError, match="every item"):
+        s.sample(np.array([0]), 1)
+
+
+def test_is_positive():
+    s = NegativeSampler(np.array([0, 1]), np.array([2, 3]), 4)
+    assert s.is_positive(np.array([0, 0, 1]), np.array([2, 3, 3])).tolist() == [True, False, True]
