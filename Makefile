@@ -28,7 +28,7 @@ unit: install
 	$(BIN)/python -m pytest tests
 
 nbval: install
-	$(BIN)/python -m pytest --nbval-lax --current-env -p no:cacheprovider notebooks
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
 
 site: install
 	$(JB_BUILD)

@@ -14,9 +14,16 @@ messages written straight to the process's stderr) out of notebook output: see
 - :mod:`helpers.repro` -- one call to seed everything;
 - :mod:`helpers.plotting` -- the book's figure style.
 """
+import numpy as _np
+
 from helpers.quiet import quiet_tensorflow
 
 quiet_tensorflow()
+
+# NumPy 2 prints scalars as ``np.float64(0.398)``. ``myst_nb.glue`` stores that text and the
+# book's ``{glue:text}`key:.3f``` cannot format it, so a glued NumPy number would vanish from
+# the prose. The 1.25 scalar repr (``0.398``) keeps glued numbers and printed tables readable.
+_np.set_printoptions(legacy="1.25")
 
 from helpers.repro import seed_everything  # noqa: E402
 

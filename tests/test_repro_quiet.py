@@ -83,3 +83,11 @@ def test_without_helpers_the_noise_would_reach_the_notebook(clean_env):
     if not stderr_text(nb):
         pytest.skip("this TensorFlow build prints nothing at start-up here; nothing to hide")
     assert "absl" in stderr_text(nb) or "cuda" in stderr_text(nb).lower()
+
+
+def test_numpy_scalars_print_as_plain_numbers_so_glue_can_format_them():
+    from myst_nb.core.variables import format_plain_text
+
+    assert repr(np.float64(0.398)) == "0.398"
+    assert format_plain_text(repr(np.float64(0.39812)), ".3f") == "0.398"
+    assert format_plain_text(repr(np.int64(943)), ",d") == "943"
