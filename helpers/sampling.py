@@ -20,6 +20,8 @@ class NegativeSampler:
     rejected when they collide with a positive, so each returned item is a true non-positive.
     """
 
+    DENSE_LIMIT = 64_000_000
+
     def __init__(self, users: np.ndarray, items: np.ndarray, n_items: int):
         users = np.asarray(users, dtype=np.int64)
         items = np.asarray(items, dtype=np.int64)
@@ -30,10 +32,25 @@ class NegativeSampler:
         self.n_items = int(n_items)
         self._keys = np.unique(users * self.n_items + items)
         self._n_pos = np.bincount(self._keys // self.n_items)  # distinct positives per user
+        # A dense user x item bit table makes each membership test one memory read; it is
+        # used while it stays small (<= 64 MB), binary search on the sorted keys otherwise.
+        n_cells = len(self._n_pos) * self.n_items
+        self._dense = None
+        if 0 < n_cells <= self.DENSE_LIMIT:
+            self._dense = np.zeros(n_cells, dtype=bool)
+            self._dense[self._keys] = True
 
     def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Boolean array: was ``(users[i], items[i])`` a positive pair?"""
-        keys = np.asarray(users, dtype=np.int64) * self.n_items + np.asarray(items, dtype=np.int64)
+        users = np.asarray(users, dtype=np.int64)
+        keys = users * self.n_items + np.asarray(items, dtype=np.int64)
+        if self._dense is not None:
+            inside = users < len(self._n_pos)
+            if inside.all():
+                return self._dense[keys]
+            out = np.zeros(keys.shape, dtype=bool)
+            out[inside] = self._dense[keys[inside]]
+            return out
         idx = np.searchsorted(self._keys, keys)
         idx = np.minimum(idx, len(self._keys) - 1)
         return self._keys[idx] == keys if len(self._keys) else np.zeros(keys.shape, bool)

@@ -44,3 +44,15 @@ def test_errors():
 def test_is_positive():
     s = NegativeSampler(np.array([0, 1]), np.array([2, 3]), 4)
     assert s.is_positive(np.array([0, 0, 1]), np.array([2, 3, 3])).tolist() == [True, False, True]
+
+
+def test_dense_table_and_binary_search_agree(monkeypatch):
+    rng = np.random.default_rng(5)
+    users, items = rng.integers(0, 40, 500), rng.integers(0, 60, 500)
+    qu, qi = rng.integers(0, 45, 5000), rng.integers(0, 60, 5000)  # includes unseen users
+    dense = NegativeSampler(users, items, 60)
+    monkeypatch.setattr(NegativeSampler, "DENSE_LIMIT", 0)
+    sparse = NegativeSampler(users, items, 60)
+    assert dense._dense is not None and sparse._dense is None
+    np.testing.assert_array_equal(dense.is_positive(qu, qi), sparse.is_positive(qu, qi))
+    np.testing.assert_array_equal(dense.sample(users, 3, rng=1), sparse.sample(users, 3, rng=1))
