@@ -141,8 +141,8 @@ def mean_popularity(recommended: np.ndarray, item_counts: np.ndarray) -> float:
 
     .. math:: \mathrm{ARP} = \frac{1}{|U|}\sum_u \frac{1}{K}\sum_{i \in L_u} |U_i|
 
-    in training users per recommended item (Abdollahpouri et al., 2019). Compare it with
-    the catalogue's mean, ``item_counts.mean()``.
+    in training users per recommended item, one of the popularity-bias measures used by
+    Abdollahpouri and colleagues. Compare it with the catalogue's mean, ``item_counts.mean()``.
     """
     rec = _lists(recommended)
     c = _counts(item_counts)
@@ -175,7 +175,8 @@ def long_tail_share(recommended: np.ndarray, tail_mask: np.ndarray) -> float:
 
     .. math:: \mathrm{APLT} = \frac{1}{|U|}\sum_u \frac{|L_u \cap T|}{K}
 
-    where :math:`T` is the long tail (``tail_mask``, from :func:`long_tail_mask`).
+    where :math:`T` is the long tail (``tail_mask``, from :func:`long_tail_mask`)
+    (Abdollahpouri, Burke and Mobasher, RecSys 2017).
     """
     rec = _lists(recommended)
     t = np.asarray(tail_mask)
