@@ -45,8 +45,9 @@ def sigmoid(x: np.ndarray | float) -> np.ndarray:
 
     Stable form: with :math:`z = e^{-|x|} \in (0, 1]`,
     :math:`\sigma(x) = 1/(1+z)` for :math:`x \ge 0` and :math:`z/(1+z)` for :math:`x < 0`.
-    (In floating point it saturates to exactly 0 or 1 beyond about :math:`|x| > 37`
-    in float64 and :math:`|x| > 17` in float32.)
+    (In floating point it rounds to exactly 1 from about :math:`x = 36.7` in float64 and
+    :math:`x = 16.7` in float32; for negative ``x`` it stays a tiny positive number until
+    :math:`e^{x}` underflows.)
     """
     x = _as_float(x)
     z = np.exp(-np.abs(x))
