@@ -54,14 +54,16 @@ class Dataset:
     ``files`` maps every path (relative to the dataset folder) that the book reads to its
     sha256. ``archive_hash`` is ``(algorithm, hexdigest)`` for the official archive when
     one is published (``None`` otherwise: the extracted files are still verified).
-    ``archive_root`` is the folder inside the archive that holds the files.
+    ``archive_root`` is the folder inside the archive that holds the files. A dataset that
+    is published as loose files rather than an archive has ``archive_root=None``: then
+    ``url`` is a base URL and each file is downloaded from ``url + path``.
     """
 
     name: str
     url: str
     files: dict[str, str]
     archive_hash: tuple[str, str] | None
-    archive_root: str
+    archive_root: str | None
     licence: str
     citation: str
     description: str = ""
@@ -121,6 +123,34 @@ REGISTRY: dict[str, Dataset] = {
         description="MovieLens latest-small (2018): 100,836 ratings (0.5-5) of 9,742 movies by 610 users",
     ),
 }
+
+_OBD_FILES = {
+    "LICENSE": "6bc32ef299d465f98043edc6e487a6e72a69600f3a2144f4e69be8f1b36be9f7",
+    "obd/bts/men/item_context.csv": "3b411ed6b0471316321a6b93f4f756bb25888eac6218cd71d0b603d41d85732d",
+    "obd/bts/men/men.csv": "db6d1f7ed2d591ba521533e45286d4c1fba7fe57a8ad2e80342210335f43c527",
+    "obd/bts/women/item_context.csv": "a56295bad066a558eb783055afd9279f5f4e209a4776eafc22151c53f0ac89d4",
+    "obd/bts/women/women.csv": "e5d1b49a39b608585a2f3014a3f54970430cd37a495c1b73fceb85cdf428a5b8",
+    "obd/random/men/item_context.csv": "6d855c2b7e917d0448d71bbe62c023147495882c0fdc8c41e86fef86abf9fe09",
+    "obd/random/men/men.csv": "ede6d08c6877f99cd3770f7d09e26c738e6aa6de4445ccccfb1356ba5d06b1eb",
+    "obd/random/women/item_context.csv": "b1ca4905f97703d196004f2ad4552c1e90c2afad8b50688d333b0d2dc0b33147",
+    "obd/random/women/women.csv": "e65f3bd3beb17664fa69cc129bf7bf852a775f8ffa630506e505fc905315bb34",
+}
+
+REGISTRY["open-bandit-dataset-small"] = Dataset(
+    name="open-bandit-dataset-small",
+    # the small sample ships inside the Open Bandit Pipeline repository, as loose files
+    url="https://raw.githubusercontent.com/st-tech/zr-obp/master/",
+    files=_OBD_FILES,
+    archive_hash=None,
+    archive_root=None,
+    licence="Apache License 2.0 (the LICENSE file in the dataset folder)",
+    citation=("Y. Saito, S. Aihara, M. Matsutani and Y. Narita. Open Bandit Dataset and Pipeline: "
+              "Towards Realistic and Reproducible Off-Policy Evaluation. NeurIPS Datasets and "
+              "Benchmarks, 2021"),
+    description=("Open Bandit Dataset, small sample (ZOZOTOWN fashion e-commerce): 4 logs of "
+                 "10,000 impressions (random and Bernoulli Thompson sampling policies x men's "
+                 "and women's campaigns)"),
+)
 
 GENRES_ML100K = [
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
@@ -182,8 +212,8 @@ def _missing_message(ds: Dataset, base: Path, reason: str) -> str:
     files = "\n".join(f"  {base / ds.name / rel}" for rel in ds.files)
     return (
         f"{ds.name} is not available locally and could not be downloaded ({reason}).\n"
-        f"Either connect to the internet, or download {ds.url} elsewhere, extract it and "
-        f"put these files in place:\n{files}\n"
+        f"Either connect to the internet, or download {ds.url} elsewhere"
+        f"{', extract it' if ds.archive_root else ''} and put these files in place:\n{files}\n"
         f"(or point the {ENV_VAR} environment variable, or the data_dir argument, at a "
         f"folder that holds a '{ds.name}' folder with them)."
     )
@@ -243,6 +273,10 @@ def fetch(name: str, data_dir: str | os.PathLike | None = None, *, progress: boo
     except OSError as exc:
         raise DataError(_missing_message(ds, base, f"{base} is not writable: {exc}")) from None
 
+    if ds.archive_root is None:
+        _fetch_files(ds, folder, base, progress)
+        _show_notice(ds)
+        return folder
     tmp_zip = Path(tempfile.mkstemp(dir=base, prefix=f".{ds.name}-", suffix=".zip.part")[1])
     tmp_dir = Path(tempfile.mkdtemp(dir=base, prefix=f".{ds.name}-extract-"))
     try:
@@ -286,6 +320,30 @@ def fetch(name: str, data_dir: str | os.PathLike | None = None, *, progress: boo
         shutil.rmtree(tmp_dir, ignore_errors=True)
     _show_notice(ds)
     return folder
+
+
+def _fetch_files(ds: Dataset, folder: Path, base: Path, progress: bool) -> None:
+    """Download a dataset published as loose files, verify each, then move the folder in place."""
+    tmp_dir = Path(tempfile.mkdtemp(dir=base, prefix=f".{ds.name}-files-"))
+    try:
+        for rel, expected in ds.files.items():
+            target = tmp_dir / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                _download(ds.url + rel, target, progress=progress)
+            except (urllib.error.URLError, OSError, TimeoutError) as exc:
+                raise DataError(_missing_message(ds, base, f"download of {ds.url + rel} failed: {exc}")) from None
+            actual = sha256_file(target)
+            if actual != expected:
+                raise ChecksumError(
+                    f"{rel} from {ds.url + rel} failed verification: expected sha256 "
+                    f"{expected}, got {actual}. Nothing was kept."
+                )
+        if folder.exists():
+            folder.rmdir()  # empty (checked by the caller)
+        os.replace(tmp_dir, folder)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
 def _show_notice(ds: Dataset) -> None:
@@ -390,3 +448,27 @@ def load_ml100k_fold(fold: int | str = 1, data_dir: str | os.PathLike | None = N
     folder = fetch("ml-100k", data_dir)
     return (_read_ml100k_ratings(folder / f"u{key}.base"),
             _read_ml100k_ratings(folder / f"u{key}.test"))
+
+
+# --------------------------------------------------------------------------- Open Bandit
+def load_open_bandit(policy: str = "random", campaign: str = "men",
+                     data_dir: str | os.PathLike | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One log of the Open Bandit Dataset small sample and its item features.
+
+    ``policy`` is ``"random"`` (uniformly random recommendations) or ``"bts"`` (Bernoulli
+    Thompson sampling); ``campaign`` is ``"men"`` or ``"women"``. Returns ``(log, items)``:
+    ``log`` has one row per impression -- ``timestamp`` (datetime, UTC), ``item_id``,
+    ``position`` (slot 1-3), ``click`` (0/1), ``propensity_score`` (the logging policy's
+    probability of showing that item there), hashed ``user_feature_*`` and
+    ``user-item_affinity_*`` columns; ``items`` is indexed by ``item_id``.
+    """
+    if policy not in ("random", "bts"):
+        raise ValueError(f"policy must be 'random' or 'bts', got {policy!r}")
+    if campaign not in ("men", "women"):
+        raise ValueError(f"campaign must be 'men' or 'women', got {campaign!r}")
+    folder = fetch("open-bandit-dataset-small", data_dir) / "obd" / policy / campaign
+    log = pd.read_csv(folder / f"{campaign}.csv", index_col=0)
+    log["timestamp"] = pd.to_datetime(log["timestamp"], utc=True, format="ISO8601")
+    log[["item_id", "position", "click"]] = log[["item_id", "position", "click"]].astype(np.int16)
+    items = pd.read_csv(folder / "item_context.csv", index_col=0).set_index("item_id")
+    return log, items

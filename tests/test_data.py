@@ -210,3 +210,45 @@ def test_ml100k_folds_partition_the_data(real_data_dir):
     assert not allt.duplicated(["user_id", "item_id"]).any() and len(allt) == 100_000
     with pytest.raises(ValueError, match="1-5"):
         data.load_ml100k_fold(6, real_data_dir)
+
+
+def register_loose(monkeypatch, url: str, name="loose") -> Dataset:
+    ds = Dataset(name=name, url=url, files={k: sha(v) for k, v in FILES.items()}, archive_hash=None,
+                 archive_root=None, licence="l", citation="c", description="loose files")
+    monkeypatch.setitem(data.REGISTRY, name, ds)
+    return ds
+
+
+def test_loose_files_download_and_verify(tmp_path, server, monkeypatch):
+    base_url, routes = server
+    for rel, content in FILES.items():
+        routes[f"/repo/{rel}"] = content
+    register_loose(monkeypatch, base_url + "/repo/")
+    folder = data.fetch("loose", tmp_path, progress=False)
+    assert (folder / "sub/b.txt").read_bytes() == FILES["sub/b.txt"]
+    assert leftovers(tmp_path) == ["loose"]
+
+
+def test_loose_files_mismatch_or_missing_keeps_nothing(tmp_path, server, monkeypatch):
+    base_url, routes = server
+    routes["/repo/a.txt"] = FILES["a.txt"]
+    routes["/repo/sub/b.txt"] = b"tampered"
+    register_loose(monkeypatch, base_url + "/repo/")
+    with pytest.raises(ChecksumError, match="sub/b.txt"):
+        data.fetch("loose", tmp_path, progress=False)
+    assert leftovers(tmp_path) == []
+    del routes["/repo/sub/b.txt"]  # 404
+    with pytest.raises(DataError, match="put these files in place"):
+        data.fetch("loose", tmp_path, progress=False)
+    assert leftovers(tmp_path) == []
+
+
+def test_load_open_bandit(real_data_dir):
+    if not (real_data_dir / "open-bandit-dataset-small").is_dir():
+        pytest.skip("Open Bandit sample not beside the data")
+    log, items = data.load_open_bandit("random", "men", real_data_dir)
+    assert len(log) == 10_000 and set(log["position"].unique()) == {1, 2, 3}
+    assert set(log["click"].unique()) <= {0, 1} and 0 < log["click"].mean() < 0.02
+    assert log["item_id"].isin(items.index).all()
+    with pytest.raises(ValueError, match="policy"):
+        data.load_open_bandit("greedy", "men", real_data_dir)
