@@ -12,7 +12,13 @@ messages written straight to the process's stderr) out of notebook output: see
 - :mod:`helpers.evaluation` -- candidate generation and evaluation loops;
 - :mod:`helpers.baselines` -- popularity, damped mean, item-KNN, EASE;
 - :mod:`helpers.repro` -- one call to seed everything;
-- :mod:`helpers.plotting` -- the book's figure style.
+- :mod:`helpers.plotting` -- the book's figure style;
+- :mod:`helpers.preprocessing` -- cleaning, mean-centring, popularity weights, ties (chapter 2);
+- :mod:`helpers.activations` -- numerically stable activations and derivatives (chapter 3);
+- :mod:`helpers.losses` -- losses with gradients, NumPy (chapter 4);
+- :mod:`helpers.optim` -- gradient descent to Adam from scratch (chapter 5);
+- :mod:`helpers.beyond` -- coverage, novelty, diversity, popularity bias (chapter 9);
+- :mod:`helpers.stats` -- confidence intervals and significance tests (chapter 9).
 """
 import numpy as _np
 

@@ -72,19 +72,30 @@ def ranking_report(ranks: np.ndarray, ks: Iterable[int] = (10,)) -> dict[str, fl
     return out
 
 
-def evaluate_sampled(score_pairs: Callable[[np.ndarray, np.ndarray], np.ndarray],
-                     users: np.ndarray, candidates: np.ndarray, ks: Iterable[int] = (10,)
-                     ) -> dict[str, float]:
-    """Rank each user's column-0 item among its candidates.
+def sampled_ranks(score_pairs: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                  users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Per-user 0-based rank of each user's column-0 item among its candidates (ties count
+    against it); for paired tests between models on the same users.
 
     ``score_pairs(users, items)`` returns one score per (user, item) pair (1-D arrays of
     equal length); it is called once with all pairs flattened.
     """
     users = np.asarray(users)
     n, c = candidates.shape
+    if len(users) != n:
+        raise ValueError(f"one candidate row per user: {len(users)} users, {n} rows")
     scores = np.asarray(score_pairs(np.repeat(users, c), candidates.ravel()), dtype=np.float64)
-    ranks = metrics.rank_of_target(scores.reshape(n, c), 0)
-    return ranking_report(ranks, ks)
+    if scores.shape != (n * c,):
+        raise ValueError(f"score_pairs must return {n * c} scores, got shape {scores.shape}")
+    return metrics.rank_of_target(scores.reshape(n, c), 0)
+
+
+def evaluate_sampled(score_pairs: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                     users: np.ndarray, candidates: np.ndarray, ks: Iterable[int] = (10,)
+                     ) -> dict[str, float]:
+    """HR@k, NDCG@k and MRR of each user's column-0 item ranked among its candidates
+    (see :func:`sampled_ranks`)."""
+    return ranking_report(sampled_ranks(score_pairs, users, candidates), ks)
 
 
 def full_ranks(scores: np.ndarray, targets: np.ndarray, exclude: sp.csr_array | None) -> np.ndarray:

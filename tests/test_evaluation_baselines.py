@@ -87,3 +87,15 @@ def test_ease_solves_its_objective():
     np.testing.assert_allclose(grad, 0, atol=1e-8)
     with pytest.raises(ValueError):
         b.ease(sp.csr_array(x), 0)
+
+
+def test_sampled_ranks_per_user_and_shape_errors():
+    cand = np.array([[5, 1, 2], [6, 3, 4]])
+    ranks = ev.sampled_ranks(lambda u, i: i.astype(float), np.array([0, 1]), cand)
+    assert ranks.tolist() == [0, 0]
+    ranks = ev.sampled_ranks(lambda u, i: -i.astype(float), np.array([0, 1]), cand)
+    assert ranks.tolist() == [2, 2]
+    with pytest.raises(ValueError, match="one candidate row per user"):
+        ev.sampled_ranks(lambda u, i: i, np.array([0]), cand)
+    with pytest.raises(ValueError, match="must return 6 scores"):
+        ev.sampled_ranks(lambda u, i: np.zeros(2), np.array([0, 1]), cand)
