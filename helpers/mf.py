@@ -1,0 +1,585 @@
+r"""Matrix factorisation for explicit ratings, from NumPy to Keras (chapter 7, "NMF").
+
+The model is biased matrix factorisation (Koren et al., 2009),
+
+.. math:: \hat r_{ui} = \mu + b_u + b_i + p_u^\top q_i ,
+
+trained on the mini-batch objective
+
+.. math:: J_B = \frac{1}{|B|}\sum_{(u,i,r)\in B}\big(r - \hat r_{ui}\big)^2
+          + \frac{\lambda}{|B|}\sum_{(u,i,r)\in B}\big(\lVert p_u\rVert^2 + \lVert q_i\rVert^2
+          + b_u^2 + b_i^2\big),
+
+where every *occurrence* of a user or item in the batch is regularised (frequent users and
+items are shrunk more, as in classical SGD for MF). The same objective appears three times:
+
+* NumPy: :class:`helpers.optim.MatrixFactorization` (chapter 5) holds the parameters and
+  its ``grads(..., l2)`` is the gradient of :math:`J_B`; :func:`sgd_mf` trains it with
+  mini-batch SGD;
+* Keras: :func:`build_mf` is the same network (embeddings, dot product, bias embeddings, a
+  constant :math:`\mu`); the penalty is an ``activity_regularizer`` on each embedding
+  lookup, which Keras divides by the batch size, so ``loss="mse"`` plus the layer losses is
+  exactly :math:`J_B`; :func:`train_explicit` trains any such model;
+* classical: :func:`als_mf` (alternating ridge regressions) and :func:`svd_mf` (truncated
+  SVD of the baseline-filled rating matrix) are the non-neural references.
+
+:func:`build_mlp_mf` swaps the dot product for an MLP on the concatenated embeddings, and
+:func:`fit_item_autorec` computes the item embedding from the item's ratings instead of
+looking it up (I-AutoRec, Sedhain et al., 2015). Layer names are fixed (``user_embedding``,
+``item_embedding``, ``user_bias``, ``item_bias``) so that weights move between NumPy and
+Keras by name (:func:`set_mf_weights`, :func:`mf_from_model`).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+import scipy.sparse as sp
+import tensorflow as tf
+
+from helpers.optim import SGD, MatrixFactorization, minibatches
+
+__all__ = [
+    "MatrixFactorization", "sgd_mf", "als_mf", "svd_mf", "build_mf", "build_mlp_mf",
+    "set_mf_weights", "mf_from_model", "predict_ratings", "History", "train_explicit",
+    "ItemAutoRec", "fit_item_autorec", "fit_blend", "blend",
+]
+
+
+# ----------------------------------------------------------------------------- checks
+def _triples(users: np.ndarray, items: np.ndarray, ratings: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    users = np.asarray(users, dtype=np.int64)
+    items = np.asarray(items, dtype=np.int64)
+    if users.ndim != 1 or users.shape != items.shape or len(users) == 0:
+        raise ValueError(f"users and items must be non-empty 1-D arrays of equal length, got "
+                         f"shapes {users.shape} and {items.shape}")
+    if ratings is not None:
+        ratings = np.asarray(ratings, dtype=np.float64)
+        if ratings.shape != users.shape:
+            raise ValueError(f"ratings must have one value per (user, item) pair: got shape "
+                             f"{ratings.shape} for {len(users)} pairs")
+        if not np.isfinite(ratings).all():
+            raise ValueError("ratings contain NaN or inf")
+    return users, items, ratings
+
+
+def _check_ids(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> None:
+    if int(n_users) < 1 or int(n_items) < 1:
+        raise ValueError(f"n_users and n_items must be >= 1, got {n_users} and {n_items}")
+    if users.min() < 0 or users.max() >= n_users:
+        raise ValueError(f"user indices must lie in [0, {n_users}), got [{users.min()}, {users.max()}];"
+                         " encode raw ids first (helpers.encoding.encode_ids)")
+    if items.min() < 0 or items.max() >= n_items:
+        raise ValueError(f"item indices must lie in [0, {n_items}), got [{items.min()}, {items.max()}];"
+                         " encode raw ids first (helpers.encoding.encode_ids)")
+
+
+def _rmse(y: np.ndarray, p: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((np.asarray(y, np.float64) - np.asarray(p, np.float64)) ** 2)))
+
+
+# ----------------------------------------------------------------------------- NumPy
+def sgd_mf(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int, n_items: int,
+           *, dim: int = 32, l2: float = 0.05, learning_rate: float = 20.0, epochs: int = 10,
+           batch_size: int = 1024, init_std: float = 0.1, seed: int = 0,
+           val: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+           ) -> tuple[MatrixFactorization, dict[str, list[float]]]:
+    r"""Biased MF by plain mini-batch SGD in NumPy: for each shuffled batch :math:`B`,
+    :math:`\theta \leftarrow \theta - \eta\,\nabla_\theta J_B` (objective in the module
+    docstring), starting from :math:`\mu` = mean training rating, zero biases and
+    :math:`N(0, \text{init\_std}^2)` factors.
+
+    The learning rate looks large because :math:`J_B` averages over the batch: a user seen
+    once in a batch of 1,024 receives 1/1,024 of a per-rating gradient, so
+    :math:`\eta = 20` here is a per-rating step of about 0.02. Returns the model and
+    ``{"train RMSE": [...], "val RMSE": [...]}`` per epoch (``val RMSE`` only with ``val``;
+    training RMSE is measured during the epoch, on the fly).
+    """
+    users, items, ratings = _triples(users, items, ratings)
+    _check_ids(users, items, n_users, n_items)
+    if epochs < 1 or batch_size < 1 or dim < 1:
+        raise ValueError(f"epochs, batch_size and dim must be >= 1, got {epochs}, {batch_size}, {dim}")
+    if l2 < 0:
+        raise ValueError(f"l2 must be >= 0, got {l2}")
+    rng = np.random.default_rng(seed)
+    mf = MatrixFactorization.init(n_users, n_items, dim, rng, scale=init_std, mu=float(ratings.mean()))
+    opt = SGD(learning_rate)
+    hist: dict[str, list[float]] = {"train RMSE": []}
+    if val is not None:
+        vu, vi, vr = _triples(*val)
+        hist["val RMSE"] = []
+    for _ in range(epochs):
+        sq = 0.0
+        for b in minibatches(len(ratings), batch_size, rng):
+            s = mf.score(users[b], items[b])
+            err = s - ratings[b]
+            sq += float(err @ err)
+            opt.step(mf.params, mf.grads(users[b], items[b], 2.0 * err / len(b), l2))
+        if not np.isfinite(sq):
+            raise FloatingPointError("the SGD run diverged: lower learning_rate")
+        hist["train RMSE"].append(float(np.sqrt(sq / len(ratings))))
+        if val is not None:
+            hist["val RMSE"].append(_rmse(vr, np.clip(mf.score(vu, vi), 1, 5)))
+    return mf, hist
+
+
+def als_mf(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int, n_items: int,
+           *, dim: int = 10, l2: float = 10.0, n_iter: int = 15, init_std: float = 0.1,
+           seed: int = 0) -> MatrixFactorization:
+    r"""Classical biased MF by alternating least squares, :math:`\mu` fixed at the mean:
+
+    .. math:: \min \sum_{(u,i)} (r_{ui} - \mu - b_u - b_i - p_u^\top q_i)^2
+              + \lambda\Big(\sum_u \lVert p_u\rVert^2 + b_u^2 + \sum_i \lVert q_i\rVert^2 + b_i^2\Big).
+
+    With the items fixed, each user's :math:`(p_u, b_u)` is a ridge regression on the design
+    :math:`[q_i, 1]_{i \in I_u}` with target :math:`r_{ui} - \mu - b_i`, solved in closed form,
+    all users at once (a batched ``solve``); then the same for the items. Note the penalty is
+    per user/item here (``l2`` of order 10), not per rating as in :func:`sgd_mf`.
+    """
+    users, items, ratings = _triples(users, items, ratings)
+    _check_ids(users, items, n_users, n_items)
+    if l2 <= 0 or dim < 1 or n_iter < 1:
+        raise ValueError(f"need l2 > 0, dim >= 1 and n_iter >= 1; got {l2}, {dim}, {n_iter}")
+    rng = np.random.default_rng(seed)
+    mf = MatrixFactorization.init(n_users, n_items, dim, rng, scale=init_std, mu=float(ratings.mean()))
+    by_user = sp.csr_array((np.ones(len(users)), (users, items)), shape=(n_users, n_items))
+    by_item = by_user.T.tocsr()
+    eye = np.eye(dim + 1)
+
+    def solve(mask: sp.csr_array, rows: np.ndarray, cols: np.ndarray, other: np.ndarray,
+              other_bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        design = np.hstack([other, np.ones((len(other), 1))])           # (n_other, d+1)
+        outer = (design[:, :, None] * design[:, None, :]).reshape(len(other), -1)
+        gram = (mask @ outer).reshape(-1, dim + 1, dim + 1) + l2 * eye  # sum of x x^T + l2 I
+        target = ratings - mf.mu - other_bias[cols]
+        rhs = sp.csr_array((target, (rows, cols)), shape=mask.shape) @ design
+        x = np.linalg.solve(gram, rhs[..., None])[..., 0]
+        return x[:, :dim], x[:, dim]
+
+    for _ in range(n_iter):
+        mf.P, mf.b_user = solve(by_user, users, items, mf.Q, mf.b_item)
+        mf.Q, mf.b_item = solve(by_item, items, users, mf.P, mf.b_user)
+    return mf
+
+
+def svd_mf(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int, n_items: int,
+           *, dim: int = 10, reg_user: float = 15.0, reg_item: float = 10.0) -> MatrixFactorization:
+    r"""The textbook "SVD" recommender (Sarwar et al., 2000): fill every missing entry of the
+    rating matrix with the biased baseline :math:`\mu + b_u + b_i`
+    (:func:`helpers.baselines.fit_biases`), and keep the best rank-``dim`` approximation of
+    the residual matrix :math:`Z = U \Sigma V^\top`:
+    :math:`p_u = U_{u,:k}\Sigma_k^{1/2}`, :math:`q_i = V_{i,:k}\Sigma_k^{1/2}`.
+
+    Filled entries have zero residual, so :math:`Z` is sparse and ``scipy.sparse.linalg.svds``
+    factorises it directly. Exact, but it treats the guessed entries as observed, which is why
+    learned MF beats it.
+    """
+    from scipy.sparse.linalg import svds
+
+    from helpers.baselines import fit_biases
+
+    users, items, ratings = _triples(users, items, ratings)
+    _check_ids(users, items, n_users, n_items)
+    if not 1 <= dim < min(n_users, n_items):
+        raise ValueError(f"dim must be in [1, {min(n_users, n_items) - 1}], got {dim}")
+    mu, bu, bi = fit_biases(users, items, ratings, n_users, n_items, reg_user=reg_user, reg_item=reg_item)
+    resid = sp.csr_array((ratings - mu - bu[users] - bi[items], (users, items)), shape=(n_users, n_items))
+    u, s, vt = svds(resid, k=dim, random_state=0)
+    root = np.sqrt(s)
+    return MatrixFactorization(u * root, vt.T * root, bu, bi, mu)
+
+
+# ----------------------------------------------------------------------------- Keras
+def _inputs() -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    return (keras.Input(shape=(), dtype="int32", name="user"),
+            keras.Input(shape=(), dtype="int32", name="item"))
+
+
+def _embedding(n: int, dim: int, name: str, l2: float, init: keras.initializers.Initializer,
+               constraint: keras.constraints.Constraint | None = None) -> keras.layers.Embedding:
+    return keras.layers.Embedding(
+        n, dim, embeddings_initializer=init, name=name, embeddings_constraint=constraint,
+        activity_regularizer=keras.regularizers.L2(l2) if l2 > 0 else None)
+
+
+def _biases(user, item, n_users: int, n_items: int, l2: float):
+    zeros = keras.initializers.Zeros()
+    bu = _embedding(n_users, 1, "user_bias", l2, zeros)(user)
+    bi = _embedding(n_items, 1, "item_bias", l2, zeros)(item)
+    return keras.layers.Reshape((), name="user_bias_flat")(bu), keras.layers.Reshape((), name="item_bias_flat")(bi)
+
+
+def _check_model_args(n_users: int, n_items: int, dim: int, l2: float) -> None:
+    if int(n_users) < 1 or int(n_items) < 1 or int(dim) < 1:
+        raise ValueError(f"n_users, n_items and dim must be >= 1, got {n_users}, {n_items}, {dim}")
+    if l2 < 0:
+        raise ValueError(f"l2 must be >= 0, got {l2}")
+
+
+def build_mf(n_users: int, n_items: int, dim: int = 32, *, mu: float = 0.0, l2: float = 0.0,
+             non_negative: bool = False, init_std: float = 0.05, name: str = "mf") -> keras.Model:
+    r"""Biased MF as a Keras model: :math:`\hat r_{ui} = \mu + b_u + b_i + p_u^\top q_i`.
+
+    Inputs ``user`` and ``item`` (int32 vectors of 0-based indices), output one rating per
+    pair. ``l2`` is the per-occurrence penalty :math:`\lambda` of :math:`J_B` (an
+    ``activity_regularizer`` on the looked-up rows, which Keras divides by the batch size);
+    compile with ``loss="mse"``. ``mu`` is a constant (set it to the mean training rating).
+
+    With ``non_negative=True`` the factor tables are kept :math:`\ge 0` after every update
+    (``keras.constraints.NonNeg``) and start from :math:`|N(0, \text{init\_std}^2)|`; the
+    biases stay free. This is the constraint of non-negative matrix factorisation.
+    """
+    _check_model_args(n_users, n_items, dim, l2)
+    if non_negative:
+        init: keras.initializers.Initializer = _AbsNormal(init_std)
+        constraint = keras.constraints.NonNeg()
+    else:
+        init, constraint = keras.initializers.RandomNormal(stddev=init_std), None
+    user, item = _inputs()
+    p = _embedding(n_users, dim, "user_embedding", l2, init, constraint)(user)
+    q = _embedding(n_items, dim, "item_embedding", l2, init, constraint)(item)
+    dot = keras.layers.Dot(axes=1, name="dot")([p, q])                 # (batch, 1)
+    dot = keras.layers.Reshape((), name="dot_flat")(dot)
+    bu, bi = _biases(user, item, n_users, n_items, l2)
+    s = keras.layers.Add(name="sum")([dot, bu, bi])
+    out = keras.layers.Rescaling(1.0, offset=float(mu), name="rating")(s)
+    return keras.Model([user, item], out, name=name)
+
+
+class _AbsNormal(keras.initializers.Initializer):
+    """:math:`|N(0, \\sigma^2)|`: a non-negative start for NonNeg-constrained factors."""
+
+    def __init__(self, stddev: float = 0.05, seed: int | None = None):
+        self.stddev, self.seed = stddev, seed
+        self._normal = keras.initializers.RandomNormal(stddev=stddev, seed=seed)
+
+    def __call__(self, shape, dtype=None):
+        return keras.ops.abs(self._normal(shape, dtype=dtype))
+
+    def get_config(self) -> dict:
+        return {"stddev": self.stddev, "seed": self.seed}
+
+
+def build_mlp_mf(n_users: int, n_items: int, dim: int = 32, hidden: Sequence[int] = (64, 32), *,
+                 mu: float = 0.0, l2: float = 0.0, dropout: float = 0.0, init_std: float = 0.05,
+                 name: str = "mlp_mf") -> keras.Model:
+    r"""The dot product replaced by an MLP on the concatenated embeddings:
+
+    .. math:: z_0 = [p_u; q_i],\quad z_l = \mathrm{ReLU}(W_l z_{l-1} + c_l),\quad
+              \hat r_{ui} = \mu + b_u + b_i + w^\top z_L + c .
+
+    Same inputs, biases and embedding penalty as :func:`build_mf`; ``dropout`` is applied
+    after each hidden layer during training.
+    """
+    _check_model_args(n_users, n_items, dim, l2)
+    hidden = tuple(int(h) for h in hidden)
+    if not hidden or any(h < 1 for h in hidden):
+        raise ValueError(f"hidden must list positive layer widths, e.g. (64, 32); got {hidden}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    init = keras.initializers.RandomNormal(stddev=init_std)
+    user, item = _inputs()
+    p = _embedding(n_users, dim, "user_embedding", l2, init)(user)
+    q = _embedding(n_items, dim, "item_embedding", l2, init)(item)
+    z = keras.layers.Concatenate(name="concat")([p, q])
+    for k, width in enumerate(hidden):
+        z = keras.layers.Dense(width, activation="relu", name=f"dense_{k}")(z)
+        if dropout > 0:
+            z = keras.layers.Dropout(dropout, name=f"dropout_{k}")(z)
+    z = keras.layers.Dense(1, name="head")(z)
+    z = keras.layers.Reshape((), name="head_flat")(z)
+    bu, bi = _biases(user, item, n_users, n_items, l2)
+    s = keras.layers.Add(name="sum")([z, bu, bi])
+    out = keras.layers.Rescaling(1.0, offset=float(mu), name="rating")(s)
+    return keras.Model([user, item], out, name=name)
+
+
+def set_mf_weights(model: keras.Model, mf: MatrixFactorization) -> keras.Model:
+    """Copy a NumPy :class:`MatrixFactorization` into a :func:`build_mf` model (in place;
+    returns it). ``mf.mu`` must equal the model's constant offset."""
+    offset = float(model.get_layer("rating").offset)
+    if not np.isclose(offset, mf.mu, rtol=0, atol=1e-6):
+        raise ValueError(f"the model adds mu = {offset}, the NumPy model mu = {mf.mu}; "
+                         "build the Keras model with mu=mf.mu")
+    pairs = [("user_embedding", mf.P), ("item_embedding", mf.Q),
+             ("user_bias", mf.b_user[:, None]), ("item_bias", mf.b_item[:, None])]
+    for layer_name, value in pairs:
+        layer = model.get_layer(layer_name)
+        shape = tuple(layer.embeddings.shape)
+        if shape != value.shape:
+            raise ValueError(f"layer {layer_name!r} has shape {shape}, the NumPy array {value.shape}")
+        layer.embeddings.assign(value.astype("float32"))
+    return model
+
+
+def mf_from_model(model: keras.Model) -> MatrixFactorization:
+    """The parameters of a :func:`build_mf` (or :func:`build_mlp_mf`) model as NumPy arrays
+    (float64): embeddings, biases and :math:`\\mu`."""
+    get = lambda n: np.asarray(model.get_layer(n).embeddings.numpy(), dtype=np.float64)  # noqa: E731
+    return MatrixFactorization(get("user_embedding"), get("item_embedding"), get("user_bias")[:, 0],
+                               get("item_bias")[:, 0], float(model.get_layer("rating").offset))
+
+
+def predict_ratings(model: keras.Model, users: np.ndarray, items: np.ndarray,
+                    clip: tuple[float, float] | None = (1.0, 5.0), batch_size: int = 65536) -> np.ndarray:
+    """Predicted ratings (float64) for each ``(users[k], items[k])``, clipped to the rating
+    scale unless ``clip=None``; compiled once per model, evaluated in batches."""
+    users, items, _ = _triples(users, items)
+    fn = getattr(model, "_book_predict_fn", None)
+    if fn is None:
+        fn = tf.function(lambda u, i: model([u, i], training=False), reduce_retracing=True)
+        model._book_predict_fn = fn
+    out = np.empty(len(users), dtype=np.float64)
+    for s in range(0, len(users), batch_size):
+        out[s:s + batch_size] = fn(tf.constant(users[s:s + batch_size], tf.int32),
+                                   tf.constant(items[s:s + batch_size], tf.int32)).numpy()
+    return np.clip(out, *clip) if clip is not None else out
+
+
+@dataclass
+class History:
+    """What :func:`train_explicit` records, one entry per epoch: the training objective
+    ``loss`` (MSE + penalty, averaged over the epoch's batches), ``val_rmse`` (clipped
+    predictions; empty without validation data), cumulative training ``seconds``;
+    ``best_epoch`` (1-based) is the epoch whose weights the model holds at the end."""
+
+    loss: list[float] = field(default_factory=list)
+    val_rmse: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+    stopped_early: bool = False
+
+    @property
+    def epochs(self) -> int:
+        return len(self.loss)
+
+    @property
+    def best_val_rmse(self) -> float:
+        return self.val_rmse[self.best_epoch - 1] if self.val_rmse else float("nan")
+
+    def as_dict(self) -> dict[str, list[float]]:
+        """``{"loss": [...], "val RMSE": [...]}`` for :func:`helpers.plotting.learning_curves`."""
+        return {"loss": self.loss, "val RMSE": self.val_rmse}
+
+
+def train_explicit(model: keras.Model, users: np.ndarray, items: np.ndarray, ratings: np.ndarray, *,
+                   epochs: int = 20, batch_size: int = 1024, learning_rate: float = 3e-3,
+                   optimizer: str = "adam",
+                   val: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                   patience: int | None = None, restore_best: bool = True, seed: int = 0) -> History:
+    r"""Train a rating model (:func:`build_mf`, :func:`build_mlp_mf`) on :math:`J_B`: the
+    mean squared error plus the model's own penalties (``model.losses``), with Adam (or
+    ``optimizer="sgd"``) on shuffled batches of ``batch_size`` ratings.
+
+    With ``val = (users, items, ratings)`` the clipped validation RMSE is measured after
+    every epoch; training stops after ``patience`` epochs without improvement and, with
+    ``restore_best``, the model ends with the weights of its best validation epoch. Never
+    pass test ratings as ``val``: choosing the epoch on them is selecting on the test set.
+
+    The loop is compiled per epoch (``tf.function`` over the batches) and applies embedding
+    gradients as dense updates: on tables of this size that is several times faster than
+    ``model.fit`` and Keras' sparse bookkeeping, and it computes the same objective.
+    """
+    users, items, ratings = _triples(users, items, ratings)
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
+    if learning_rate <= 0:
+        raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
+    if patience is not None and val is None:
+        raise ValueError("early stopping (patience) needs validation data (val=...)")
+    opts = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
+    if optimizer not in opts:
+        raise ValueError(f"optimizer must be one of {sorted(opts)}, got {optimizer!r}")
+    opt = opts[optimizer](learning_rate)
+    variables = model.trainable_variables
+    opt.build(variables)
+    constrained = [(v, v.constraint) for v in variables if getattr(v, "constraint", None) is not None]
+
+    @tf.function
+    def train_step(u: tf.Tensor, i: tf.Tensor, r: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            pred = model([u, i], training=True)
+            loss = tf.reduce_mean(tf.square(r - pred))
+            if model.losses:
+                loss += tf.add_n(model.losses)
+        grads = tape.gradient(loss, variables)
+        opt.apply_gradients(zip([tf.convert_to_tensor(g) for g in grads], variables))
+        for v, c in constrained:
+            v.assign(c(v))
+        return loss
+
+    @tf.function
+    def train_epoch(u: tf.Tensor, i: tf.Tensor, r: tf.Tensor) -> tf.Tensor:
+        n_batches = (tf.shape(u)[0] + batch_size - 1) // batch_size
+        total = tf.constant(0.0)
+        for b in tf.range(n_batches):
+            s = b * batch_size
+            total += train_step(u[s:s + batch_size], i[s:s + batch_size], r[s:s + batch_size])
+        return total / tf.cast(n_batches, tf.float32)
+
+    rng = np.random.default_rng(seed)
+    hist = History()
+    best, best_weights, waited, elapsed = np.inf, None, 0, 0.0
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        order = rng.permutation(len(ratings))
+        loss = float(train_epoch(tf.constant(users[order], tf.int32), tf.constant(items[order], tf.int32),
+                                 tf.constant(ratings[order], tf.float32)))
+        elapsed += time.perf_counter() - t0
+        if not np.isfinite(loss):
+            raise FloatingPointError(f"the loss became {loss} in epoch {epoch}: lower learning_rate")
+        hist.loss.append(loss)
+        hist.seconds.append(elapsed)
+        if val is not None:
+            value = _rmse(val[2], predict_ratings(model, val[0], val[1]))
+            hist.val_rmse.append(value)
+            if value < best:
+                best, waited, hist.best_epoch = value, 0, epoch
+                if restore_best:
+                    best_weights = model.get_weights()
+            else:
+                waited += 1
+            if patience is not None and waited >= patience:
+                hist.stopped_early = True
+                break
+        else:
+            hist.best_epoch = epoch
+    if restore_best and best_weights is not None and hist.best_epoch != hist.epochs:
+        model.set_weights(best_weights)
+    return hist
+
+
+# ----------------------------------------------------------------------------- AutoRec
+@dataclass
+class ItemAutoRec:
+    r"""A trained item-based AutoRec, read as a factor model:
+
+    .. math:: h_i = \sigma(V^\top r_i + b),\qquad \hat r_{ui} = c_u + w_u^\top h_i ,
+
+    where :math:`r_i \in \mathbb R^{n_\text{users}}` is item :math:`i`'s column of training
+    ratings (0 where missing). :math:`w_u` (a row of the decoder) plays the user embedding
+    and :math:`h_i` the item embedding, *computed* from the item's ratings rather than
+    looked up. ``item_embeddings`` is :math:`H` (n_items x hidden).
+    """
+
+    user_weights: np.ndarray     # W: (n_users, hidden)
+    user_bias: np.ndarray        # c: (n_users,)
+    item_embeddings: np.ndarray  # H: (n_items, hidden)
+    history: dict[str, list[float]]
+    best_epoch: int
+
+    def predict(self, users: np.ndarray, items: np.ndarray, clip: tuple[float, float] | None = (1.0, 5.0)
+                ) -> np.ndarray:
+        users, items, _ = _triples(users, items)
+        out = self.user_bias[users] + np.einsum("ij,ij->i", self.user_weights[users], self.item_embeddings[items])
+        return np.clip(out, *clip) if clip is not None else out
+
+
+def fit_item_autorec(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int,
+                     n_items: int, *, hidden: int = 200, l2: float = 100.0, learning_rate: float = 0.01,
+                     epochs: int = 200, val: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                     eval_every: int = 5, patience: int | None = None, seed: int = 0) -> ItemAutoRec:
+    r"""Item-based AutoRec (Sedhain et al., WWW 2015) by full-batch Adam in TensorFlow:
+
+    .. math:: \min_{V,b,W,c}\ \sum_{(u,i)\ \text{observed}} \big(r_{ui} - c_u - w_u^\top
+              \sigma(V^\top r_i + b)\big)^2 + \frac{\lambda}{2}\big(\lVert V\rVert_F^2
+              + \lVert W\rVert_F^2\big).
+
+    Each epoch is one gradient step on all items (the 1,682 x 943 rating matrix is small).
+    With ``val`` the clipped validation RMSE is measured every ``eval_every`` epochs and the
+    parameters of the best check are kept (stopping after ``patience`` checks without
+    improvement); without it the last epoch is kept. Items without training ratings get
+    :math:`h_i = \sigma(b)`, a shared "unknown item" embedding.
+    """
+    users, items, ratings = _triples(users, items, ratings)
+    _check_ids(users, items, n_users, n_items)
+    if hidden < 1 or epochs < 1 or eval_every < 1 or l2 < 0 or learning_rate <= 0:
+        raise ValueError(f"need hidden, epochs, eval_every >= 1, l2 >= 0 and learning_rate > 0; got "
+                         f"{hidden}, {epochs}, {eval_every}, {l2}, {learning_rate}")
+    dense = np.zeros((n_items, n_users), np.float32)
+    mask = np.zeros((n_items, n_users), np.float32)
+    dense[items, users] = ratings
+    mask[items, users] = 1.0
+    x, m = tf.constant(dense), tf.constant(mask)
+    glorot = keras.initializers.GlorotUniform(seed=seed)
+    V = tf.Variable(glorot((n_users, hidden)), name="encoder")
+    b = tf.Variable(tf.zeros(hidden), name="encoder_bias")
+    W = tf.Variable(keras.initializers.GlorotUniform(seed=seed + 1)((n_users, hidden)), name="decoder")
+    c = tf.Variable(tf.zeros(n_users), name="decoder_bias")
+    variables = [V, b, W, c]
+    opt = keras.optimizers.Adam(learning_rate)
+    opt.build(variables)
+
+    def embed() -> tf.Tensor:
+        return tf.sigmoid(x @ V + b)
+
+    @tf.function
+    def step() -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            out = tf.matmul(embed(), W, transpose_b=True) + c
+            loss = tf.reduce_sum(m * tf.square(x - out)) + 0.5 * l2 * (tf.reduce_sum(V * V) + tf.reduce_sum(W * W))
+        opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    def snapshot(best_epoch: int) -> ItemAutoRec:
+        return ItemAutoRec(W.numpy().astype(np.float64), c.numpy().astype(np.float64),
+                           embed().numpy().astype(np.float64), hist, best_epoch)
+
+    hist: dict[str, list[float]] = {"loss": [], "val RMSE": [], "epoch": []}
+    best, best_model, waited = np.inf, None, 0
+    for epoch in range(1, epochs + 1):
+        loss = float(step())
+        if not np.isfinite(loss):
+            raise FloatingPointError(f"the loss became {loss} in epoch {epoch}: lower learning_rate")
+        hist["loss"].append(loss / len(ratings))
+        if val is not None and (epoch % eval_every == 0 or epoch == epochs):
+            model = snapshot(epoch)
+            value = _rmse(val[2], model.predict(val[0], val[1]))
+            hist["val RMSE"].append(value)
+            hist["epoch"].append(epoch)
+            if value < best:
+                best, best_model, waited = value, model, 0
+            else:
+                waited += 1
+                if patience is not None and waited >= patience:
+                    break
+    if best_model is None:
+        best_model = snapshot(len(hist["loss"]))
+    best_model.history = hist
+    return best_model
+
+
+# ----------------------------------------------------------------------------- blending
+def fit_blend(predictions: Sequence[np.ndarray], ratings: np.ndarray) -> np.ndarray:
+    r"""Least-squares blend weights on held-out ratings:
+    :math:`w = \arg\min_w \lVert r - [\hat r^{(1)}, \dots, \hat r^{(m)}, 1]\, w\rVert^2`.
+
+    ``predictions`` are the models' predictions for the *validation* ratings (never the test
+    ratings: the weights are a fitted parameter). Returns ``m + 1`` weights, the last one the
+    intercept; apply them with :func:`blend`.
+    """
+    ratings = np.asarray(ratings, dtype=np.float64)
+    cols = [np.asarray(p, dtype=np.float64) for p in predictions]
+    if not cols:
+        raise ValueError("need at least one model's predictions")
+    if any(c.shape != ratings.shape for c in cols):
+        raise ValueError(f"every prediction vector must match the ratings' shape {ratings.shape}, "
+                         f"got {[c.shape for c in cols]}")
+    x = np.column_stack(cols + [np.ones_like(ratings)])
+    return np.linalg.lstsq(x, ratings, rcond=None)[0]
+
+
+def blend(predictions: Sequence[np.ndarray], weights: np.ndarray,
+          clip: tuple[float, float] | None = (1.0, 5.0)) -> np.ndarray:
+    """Weighted sum of the models' predictions plus the intercept (``weights`` from
+    :func:`fit_blend`), clipped to the rating scale unless ``clip=None``."""
+    weights = np.asarray(weights, dtype=np.float64)
+    if len(weights) != len(predictions) + 1:
+        raise ValueError(f"{len(predictions)} prediction vectors need {len(predictions) + 1} weights "
+                         f"(one each plus the intercept), got {len(weights)}")
+    out = weights[-1] + sum(w * np.asarray(p, dtype=np.float64) for w, p in zip(weights[:-1], predictions))
+    return np.clip(out, *clip) if clip is not None else out
