@@ -17,6 +17,9 @@ messages written straight to the process's stderr) out of notebook output: see
 - :mod:`helpers.activations` -- numerically stable activations and derivatives (chapter 3);
 - :mod:`helpers.losses` -- losses with gradients, NumPy (chapter 4);
 - :mod:`helpers.optim` -- gradient descent to Adam from scratch (chapter 5);
+- :mod:`helpers.features` -- user and item features for the MLP recommender (chapter 6);
+- :mod:`helpers.mf` -- matrix factorisation for explicit ratings, NumPy and Keras (chapter 7);
+- :mod:`helpers.ncf` -- GMF, MLP and NeuMF builders and their fast training loop (chapter 8);
 - :mod:`helpers.beyond` -- coverage, novelty, diversity, popularity bias (chapter 9);
 - :mod:`helpers.stats` -- confidence intervals and significance tests (chapter 9).
 """
