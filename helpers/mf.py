@@ -330,9 +330,9 @@ def predict_ratings(model: keras.Model, users: np.ndarray, items: np.ndarray,
     scale unless ``clip=None``; compiled once per model, evaluated in batches."""
     users, items, _ = _triples(users, items)
     fn = getattr(model, "_book_predict_fn", None)
-    if fn is None:
+    if fn is None:  # compile once per model; stored outside Keras' attribute tracking
         fn = tf.function(lambda u, i: model([u, i], training=False), reduce_retracing=True)
-        model._book_predict_fn = fn
+        object.__setattr__(model, "_book_predict_fn", fn)
     out = np.empty(len(users), dtype=np.float64)
     for s in range(0, len(users), batch_size):
         out[s:s + batch_size] = fn(tf.constant(users[s:s + batch_size], tf.int32),
@@ -381,8 +381,9 @@ def train_explicit(model: keras.Model, users: np.ndarray, items: np.ndarray, rat
     pass test ratings as ``val``: choosing the epoch on them is selecting on the test set.
 
     The loop is compiled per epoch (``tf.function`` over the batches) and applies embedding
-    gradients as dense updates: on tables of this size that is several times faster than
-    ``model.fit`` and Keras' sparse bookkeeping, and it computes the same objective.
+    gradients as dense updates. On tables of this size that is about twice as fast as
+    ``model.fit`` with Keras' sparse bookkeeping (u1, d = 32, 10 epochs: 1.7 s against 4.0 s
+    of CPU), and it minimises the same objective.
     """
     users, items, ratings = _triples(users, items, ratings)
     if epochs < 1 or batch_size < 1:
@@ -397,7 +398,6 @@ def train_explicit(model: keras.Model, users: np.ndarray, items: np.ndarray, rat
     opt = opts[optimizer](learning_rate)
     variables = model.trainable_variables
     opt.build(variables)
-    constrained = [(v, v.constraint) for v in variables if getattr(v, "constraint", None) is not None]
 
     @tf.function
     def train_step(u: tf.Tensor, i: tf.Tensor, r: tf.Tensor) -> tf.Tensor:
@@ -407,9 +407,9 @@ def train_explicit(model: keras.Model, users: np.ndarray, items: np.ndarray, rat
             if model.losses:
                 loss += tf.add_n(model.losses)
         grads = tape.gradient(loss, variables)
+        # dense embedding updates (see the docstring); the optimiser then applies any
+        # variable constraints (NonNeg) itself, after the step
         opt.apply_gradients(zip([tf.convert_to_tensor(g) for g in grads], variables))
-        for v, c in constrained:
-            v.assign(c(v))
         return loss
 
     @tf.function
