@@ -233,7 +233,9 @@ class History:
     """What :func:`train_pointwise` records, one entry per epoch.
 
     ``seconds[e]``: cumulative *training* wall time after epoch ``e + 1`` (sampling,
-    shuffling and gradient steps; validation excluded). ``val``: the validation metrics
+    shuffling and gradient steps; validation excluded); ``cpu_seconds[e]`` the same in
+    process CPU time (all threads), which is less sensitive to other programs on a shared
+    machine. ``val``: the validation metrics
     (``HR@10``, ``NDCG@10``, ``MRR``) per epoch, empty without validation data.
     ``best_epoch`` (1-based) is the epoch whose weights the model holds at the end.
     """
@@ -241,6 +243,7 @@ class History:
     loss: list[float] = field(default_factory=list)
     val: dict[str, list[float]] = field(default_factory=dict)
     seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)
     best_epoch: int = 0
     stopped_early: bool = False
 
@@ -343,14 +346,16 @@ def train_pointwise(model: keras.Model, users: np.ndarray, items: np.ndarray, n_
     score = pair_scorer(model) if validate else None
     hist = History()
     best_value, best_weights, waited = -np.inf, None, 0
-    elapsed = 0.0
+    elapsed = cpu = 0.0
     for epoch in range(1, epochs + 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         u, i, y = pointwise_epoch(sampler, users, items, n_neg, rng)
         loss = float(train_epoch(tf.constant(u), tf.constant(i), tf.constant(y)))
         elapsed += time.perf_counter() - t0
+        cpu += time.process_time() - c0
         hist.loss.append(loss)
         hist.seconds.append(elapsed)
+        hist.cpu_seconds.append(cpu)
         if not np.isfinite(loss):
             raise FloatingPointError(f"the loss became {loss} in epoch {epoch}: lower learning_rate")
         if validate:

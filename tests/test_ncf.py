@@ -151,7 +151,7 @@ def test_train_pointwise_learns_planted_groups():
                            learning_rate=0.02, val_users=vu, val_candidates=cand, seed=0)
     assert isinstance(hist, History) and hist.epochs == 12
     assert hist.loss[-1] < 0.7 * hist.loss[0], hist.loss
-    assert np.all(np.diff(hist.seconds) > 0)
+    assert np.all(np.diff(hist.seconds) > 0) and len(hist.cpu_seconds) == 12 and hist.cpu_seconds[-1] > 0
     # 9 negatives, about half of them from the user's own group: a model that learned the
     # groups ranks the held-out item in the top 5 far more often than chance (~0.5)
     after = evaluate_sampled(pair_scorer(model), vu, cand, ks=(5,))
