@@ -235,9 +235,10 @@ class History:
     ``seconds[e]``: cumulative *training* wall time after epoch ``e + 1`` (sampling,
     shuffling and gradient steps; validation excluded); ``cpu_seconds[e]`` the same in
     process CPU time (all threads), which is less sensitive to other programs on a shared
-    machine. ``val``: the validation metrics
-    (``HR@10``, ``NDCG@10``, ``MRR``) per epoch, empty without validation data.
-    ``best_epoch`` (1-based) is the epoch whose weights the model holds at the end.
+    machine. ``val``: the validation metrics (``HR@10``, ``NDCG@10``, ``MRR``) per epoch,
+    empty without validation data. ``best_epoch`` (1-based): the epoch with the best
+    validation ``monitor`` value (the last epoch without validation); with
+    ``restore_best`` the model ends with that epoch's weights.
     """
 
     loss: list[float] = field(default_factory=list)

@@ -204,3 +204,26 @@ def test_scorers_agree_with_predict():
     np.testing.assert_allclose(pair_scorer(m, batch_size=4)(u, i), full.ravel(), rtol=1e-6)
     with pytest.raises(ValueError, match="same shape"):
         pair_scorer(m)(u, i[:-1])
+
+
+def test_decay_epochs_replays_the_schedule():
+    """Refitting for k epochs with decay_epochs=E repeats the first k epochs of an E-epoch run."""
+    tu, ti, _, _, n_items = _planted()
+    snapshots = {}
+
+    def run(epochs, decay_epochs=None):
+        keras.utils.set_random_seed(3)
+        model = build_gmf(40, n_items, factors=3)
+        train_pointwise(model, tu, ti, n_items, n_neg=1, epochs=epochs, decay_epochs=decay_epochs,
+                        batch_size=64, learning_rate=0.05, decay_to=0.0, seed=3,
+                        on_epoch_end=lambda e, h: snapshots.setdefault((epochs, e), model.get_weights()))
+        return model.get_weights()
+
+    run(4)
+    short = run(2, decay_epochs=4)
+    for a, b in zip(short, snapshots[(4, 2)]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    different = run(2)  # a 2-epoch schedule decays faster: different weights
+    assert not all(np.allclose(a, b) for a, b in zip(different, short))
+    with pytest.raises(ValueError, match="decay_epochs"):
+        run(3, decay_epochs=2)
