@@ -13,6 +13,7 @@ messages written straight to the process's stderr) out of notebook output: see
 - :mod:`helpers.baselines` -- popularity, damped mean, item-KNN, EASE;
 - :mod:`helpers.repro` -- one call to seed everything;
 - :mod:`helpers.plotting` -- the book's figure style;
+- :mod:`helpers.training` -- the compiled epoch loop shared by chapters 7 and 8;
 - :mod:`helpers.preprocessing` -- cleaning, mean-centring, popularity weights, ties (chapter 2);
 - :mod:`helpers.activations` -- numerically stable activations and derivatives (chapter 3);
 - :mod:`helpers.losses` -- losses with gradients, NumPy (chapter 4);

@@ -306,12 +306,7 @@ def fetch(name: str, data_dir: str | os.PathLike | None = None, *, progress: boo
             path = extracted / rel
             if not path.is_file():
                 raise DataError(f"the archive {ds.url} lacks {ds.archive_root}/{rel}")
-            actual = sha256_file(path)
-            if actual != expected:
-                raise ChecksumError(
-                    f"{ds.archive_root}/{rel} from {ds.url} failed verification: expected "
-                    f"sha256 {expected}, got {actual}. Nothing was kept."
-                )
+            _check_download(path, expected, f"{ds.archive_root}/{rel} from {ds.url}")
         if folder.exists():
             folder.rmdir()  # empty (checked above)
         os.replace(extracted, folder)
@@ -320,6 +315,14 @@ def fetch(name: str, data_dir: str | os.PathLike | None = None, *, progress: boo
         shutil.rmtree(tmp_dir, ignore_errors=True)
     _show_notice(ds)
     return folder
+
+
+def _check_download(path: Path, expected: str, what: str) -> None:
+    """Raise :class:`ChecksumError` naming ``what`` if ``path``'s sha256 is not ``expected``."""
+    actual = sha256_file(path)
+    if actual != expected:
+        raise ChecksumError(f"{what} failed verification: expected sha256 {expected}, "
+                            f"got {actual}. Nothing was kept.")
 
 
 def _fetch_files(ds: Dataset, folder: Path, base: Path, progress: bool) -> None:
@@ -333,12 +336,7 @@ def _fetch_files(ds: Dataset, folder: Path, base: Path, progress: bool) -> None:
                 _download(ds.url + rel, target, progress=progress)
             except (urllib.error.URLError, OSError, TimeoutError) as exc:
                 raise DataError(_missing_message(ds, base, f"download of {ds.url + rel} failed: {exc}")) from None
-            actual = sha256_file(target)
-            if actual != expected:
-                raise ChecksumError(
-                    f"{rel} from {ds.url + rel} failed verification: expected sha256 "
-                    f"{expected}, got {actual}. Nothing was kept."
-                )
+            _check_download(target, expected, f"{rel} from {ds.url + rel}")
         if folder.exists():
             folder.rmdir()  # empty (checked by the caller)
         os.replace(tmp_dir, folder)

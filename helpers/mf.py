@@ -41,6 +41,7 @@ import scipy.sparse as sp
 import tensorflow as tf
 
 from helpers.optim import SGD, MatrixFactorization, minibatches
+from helpers.training import compiled_epoch
 
 __all__ = [
     "MatrixFactorization", "sgd_mf", "als_mf", "svd_mf", "build_mf", "build_mlp_mf",
@@ -412,14 +413,7 @@ def train_explicit(model: keras.Model, users: np.ndarray, items: np.ndarray, rat
         opt.apply_gradients(zip([tf.convert_to_tensor(g) for g in grads], variables))
         return loss
 
-    @tf.function
-    def train_epoch(u: tf.Tensor, i: tf.Tensor, r: tf.Tensor) -> tf.Tensor:
-        n_batches = (tf.shape(u)[0] + batch_size - 1) // batch_size
-        total = tf.constant(0.0)
-        for b in tf.range(n_batches):
-            s = b * batch_size
-            total += train_step(u[s:s + batch_size], i[s:s + batch_size], r[s:s + batch_size])
-        return total / tf.cast(n_batches, tf.float32)
+    train_epoch = compiled_epoch(train_step, batch_size)
 
     rng = np.random.default_rng(seed)
     hist = History()

@@ -43,6 +43,7 @@ import tensorflow as tf
 
 from helpers.evaluation import evaluate_sampled
 from helpers.sampling import NegativeSampler
+from helpers.training import compiled_epoch
 
 __all__ = [
     "build_gmf", "build_mlp", "build_neumf", "load_pretrained", "pair_scorer", "user_scorer",
@@ -335,14 +336,7 @@ def train_pointwise(model: keras.Model, users: np.ndarray, items: np.ndarray, n_
         opt.apply_gradients(zip([tf.convert_to_tensor(g) for g in grads], variables))
         return loss
 
-    @tf.function
-    def train_epoch(u: tf.Tensor, i: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
-        n_batches = (tf.shape(u)[0] + batch_size - 1) // batch_size
-        total = tf.constant(0.0)
-        for b in tf.range(n_batches):
-            s = b * batch_size
-            total += train_step(u[s:s + batch_size], i[s:s + batch_size], y[s:s + batch_size])
-        return total / tf.cast(n_batches, tf.float32)
+    train_epoch = compiled_epoch(train_step, batch_size)
 
     score = pair_scorer(model) if validate else None
     hist = History()

@@ -1,0 +1,22 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import helpers  # noqa: F401
+from helpers.training import compiled_epoch
+
+
+def test_compiled_epoch_visits_every_batch_and_averages_losses():
+    seen = tf.Variable(0.0)
+
+    def step(u, i, y):
+        seen.assign_add(tf.cast(tf.shape(u)[0], tf.float32))
+        return tf.reduce_mean(tf.cast(y, tf.float32))
+
+    epoch = compiled_epoch(step, batch_size=4)
+    y = np.arange(10, dtype=np.float32)  # batches [0..3], [4..7], [8, 9]
+    loss = float(epoch(tf.zeros(10, tf.int32), tf.zeros(10, tf.int32), tf.constant(y)))
+    assert seen.numpy() == 10
+    assert loss == pytest.approx(np.mean([1.5, 5.5, 8.5]))
+    with pytest.raises(ValueError, match="batch_size"):
+        compiled_epoch(step, 0)
