@@ -51,7 +51,7 @@ def load() -> dict:
     cand = sample_candidates(df["user"].to_numpy(), df["item"].to_numpy(), len(items),
                              val["user"].to_numpy(), val["item"].to_numpy(), seed=1)
     return dict(users=train["user"].to_numpy(), items=train["item"].to_numpy(), n_users=len(users),
-                n_items=len(items), val_users=val["user"].to_numpy(), val_candidates=cand)
+                n_items=len(items), val_users=val["user"].to_numpy(), val_candidates=cand, train=train)
 
 
 def time_to_target(hr: list[float], seconds: list[float], target: float) -> float:
@@ -81,7 +81,7 @@ def run_plain(d: dict, epochs: int, seed: int) -> dict:
     hr, ndcg, seconds, cpu_seconds, elapsed, cpu = [], [], [], [], 0.0, 0.0
     for _ in range(epochs):
         t0, c0 = time.perf_counter(), time.process_time()
-        u, i, y = pointwise_epoch(sampler, d["users"], d["items"], N_NEG, rng)
+        u, i, y, _ = pointwise_epoch(sampler, d["users"], d["items"], N_NEG, rng)
         model.fit([u, i], y, batch_size=256, epochs=1, shuffle=False, verbose=0)
         elapsed += time.perf_counter() - t0
         cpu += time.process_time() - c0

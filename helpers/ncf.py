@@ -210,23 +210,35 @@ def user_scorer(model: keras.Model, n_items: int, batch_size: int = 65536
 
 # ----------------------------------------------------------------------------- training
 def pointwise_epoch(sampler: NegativeSampler, users: np.ndarray, items: np.ndarray, n_neg: int,
-                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    rng: np.random.Generator, weights: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One epoch of pointwise training data, shuffled: every positive ``(users[k], items[k])``
     with label 1 and ``n_neg`` fresh negatives of the same user with label 0.
 
-    Returns ``(u, i, y)`` of length ``len(users) * (1 + n_neg)`` (int32, int32, float32).
+    Returns ``(u, i, y, w)`` of length ``len(users) * (1 + n_neg)`` (int32, int32, float32,
+    float32). ``w`` is the training weight of each pair: ``weights[k]`` for positive ``k``
+    *and* for its negatives (so weighting a positive is like repeating it with its
+    negatives), all ones without ``weights``.
     """
     if n_neg < 1:
         raise ValueError(f"n_neg must be >= 1, got {n_neg}")
     users = np.asarray(users, dtype=np.int64)
-    neg = sampler.sample(users, n_neg, rng=rng)
     n_pos = len(users)
+    if weights is None:
+        w_pos = np.ones(n_pos, dtype=np.float32)
+    else:
+        w_pos = np.asarray(weights, dtype=np.float32)
+        if w_pos.shape != users.shape or not np.all(np.isfinite(w_pos)) or np.any(w_pos < 0):
+            raise ValueError(f"weights must be finite, non-negative and one per positive ({n_pos}), "
+                             f"got shape {w_pos.shape}")
+    neg = sampler.sample(users, n_neg, rng=rng)
     u = np.concatenate([users, np.repeat(users, n_neg)])
     i = np.concatenate([np.asarray(items, dtype=np.int64), neg.ravel()])
     y = np.zeros(n_pos * (1 + n_neg), dtype=np.float32)
     y[:n_pos] = 1.0
+    w = np.concatenate([w_pos, np.repeat(w_pos, n_neg)])
     order = rng.permutation(len(u))
-    return u[order].astype(np.int32), i[order].astype(np.int32), y[order]
+    return u[order].astype(np.int32), i[order].astype(np.int32), y[order], w[order]
 
 
 @dataclass
@@ -265,6 +277,7 @@ class History:
 
 
 def train_pointwise(model: keras.Model, users: np.ndarray, items: np.ndarray, n_items: int, *,
+                    weights: np.ndarray | None = None,
                     n_neg: int = 4, epochs: int = 20, batch_size: int = 4096,
                     learning_rate: float = 5e-3, weight_decay: float = 0.0,
                     decay_to: float | None = None, decay_epochs: int | None = None,
@@ -281,7 +294,10 @@ def train_pointwise(model: keras.Model, users: np.ndarray, items: np.ndarray, n_
     ``decay_to`` the learning rate falls linearly from ``learning_rate`` to
     ``decay_to * learning_rate`` over ``decay_epochs`` (default ``epochs``): refitting for
     the ``best_epoch`` of a validation run with ``decay_epochs`` set to that run's
-    ``epochs`` replays its learning-rate schedule exactly. ``jit_compile`` compiles the
+    ``epochs`` replays its learning-rate schedule exactly. With ``weights`` (one per
+    positive, e.g. :func:`helpers.preprocessing.recency_weights`) each batch's loss is the
+    weighted mean :math:`\sum_B w\,\ell / \sum_B w`, a positive's negatives sharing its
+    weight (:func:`pointwise_epoch`). ``jit_compile`` compiles the
     step with XLA (faster steps, several seconds of compilation per call).
 
     With ``val_users``/``val_candidates`` (column 0 the held-out item, see
@@ -309,6 +325,12 @@ def train_pointwise(model: keras.Model, users: np.ndarray, items: np.ndarray, n_
     if patience is not None and not validate:
         raise ValueError("early stopping (patience) needs validation data")
 
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float32)
+        if weights.shape != users.shape:
+            raise ValueError(f"weights must have one entry per positive ({users.shape}), got {weights.shape}")
+        if not np.all(np.isfinite(weights)) or weights.min() < 0 or weights.max() == 0:
+            raise ValueError("weights must be finite and non-negative, and not all zero")
     rng = np.random.default_rng(seed)
     sampler = NegativeSampler(users, items, n_items)
     n = len(users) * (1 + n_neg)
@@ -326,10 +348,11 @@ def train_pointwise(model: keras.Model, users: np.ndarray, items: np.ndarray, n_
     opt.build(variables)
 
     @tf.function(jit_compile=jit_compile)
-    def train_step(u: tf.Tensor, i: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+    def train_step(u: tf.Tensor, i: tf.Tensor, y: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             logits = model([u, i], training=True)
-            loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits))
+            per_pair = tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits)
+            loss = tf.reduce_sum(w * per_pair) / tf.maximum(tf.reduce_sum(w), 1e-12)
         grads = tape.gradient(loss, variables)
         # Embedding gradients arrive as sparse IndexedSlices; the tables are small, and one
         # dense update is cheaper than Keras' per-slice bookkeeping.
@@ -344,8 +367,8 @@ def train_pointwise(model: keras.Model, users: np.ndarray, items: np.ndarray, n_
     elapsed = cpu = 0.0
     for epoch in range(1, epochs + 1):
         t0, c0 = time.perf_counter(), time.process_time()
-        u, i, y = pointwise_epoch(sampler, users, items, n_neg, rng)
-        loss = float(train_epoch(tf.constant(u), tf.constant(i), tf.constant(y)))
+        u, i, y, w = pointwise_epoch(sampler, users, items, n_neg, rng, weights)
+        loss = float(train_epoch(tf.constant(u), tf.constant(i), tf.constant(y), tf.constant(w)))
         elapsed += time.perf_counter() - t0
         cpu += time.process_time() - c0
         hist.loss.append(loss)

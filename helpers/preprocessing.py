@@ -6,6 +6,8 @@ r"""Data preparation for interaction logs: cleaning, mean-centring, sampling wei
   training rows only, and add them back;
 * :func:`popularity_probabilities` -- item sampling probabilities
   :math:`p_i \propto c_i^{\alpha}` for popularity-weighted negative sampling;
+* :func:`recency_weights` -- per-interaction weights :math:`1 + \beta e^{-r/\tau}` that
+  favour each user's most recent interactions (time-decay weighting);
 * :func:`ties_at_last` -- how many of each user's interactions share the user's latest
   timestamp (the ambiguity that leave-last-out must resolve).
 """
@@ -15,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from helpers.splits import recency_rank
 
 
 def _need(df: pd.DataFrame, cols: list[str]) -> None:
@@ -132,6 +136,29 @@ def popularity_probabilities(items: np.ndarray, n_items: int, alpha: float = 1.0
     if total == 0:
         raise ValueError("no interactions: popularity is undefined")
     return w / total
+
+
+def recency_weights(df: pd.DataFrame, tau: float, boost: float, user_col: str = "user_id",
+                    time_col: str = "timestamp") -> np.ndarray:
+    r"""Time-decay weight of every interaction (row of ``df``, in its order):
+
+    .. math:: w = 1 + \beta\, e^{-r/\tau},
+
+    where :math:`r` is the interaction's recency rank within its user (0 for the latest,
+    1 for the one before, ...; equal timestamps keep the file's row order, see
+    :func:`helpers.splits.recency_rank`), :math:`\beta` = ``boost`` how much more the latest
+    interaction counts than an old one, and :math:`\tau` = ``tau`` how many interactions
+    back the boost fades by :math:`1/e`. ``boost=0`` gives weight 1 everywhere. The weights
+    are meant for a weighted training loss (:func:`helpers.ncf.train_pointwise`) or a
+    weighted user history (the rows of an interaction matrix); a user's next interaction
+    resembles the recent ones more than the old ones.
+    """
+    if not tau > 0:
+        raise ValueError(f"tau must be > 0 (a number of interactions), got {tau}")
+    if not boost >= 0:
+        raise ValueError(f"boost must be >= 0, got {boost}")
+    r = recency_rank(df, user_col, time_col)
+    return (1.0 + boost * np.exp(-r / tau)).astype(np.float32)
 
 
 def ties_at_last(df: pd.DataFrame, user_col: str = "user_id", time_col: str = "timestamp") -> pd.Series:

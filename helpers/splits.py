@@ -19,8 +19,10 @@ def _check(df: pd.DataFrame, cols: list[str]) -> None:
         raise KeyError(f"the DataFrame needs columns {cols}; missing {missing} (have {list(df.columns)})")
 
 
-def _recency_rank(df: pd.DataFrame, user_col: str, time_col: str) -> np.ndarray:
-    """0 for each user's latest row, 1 for the one before ... (ties: later file row = later)."""
+def recency_rank(df: pd.DataFrame, user_col: str = "user_id", time_col: str = "timestamp") -> np.ndarray:
+    """Per row: 0 for its user's latest interaction, 1 for the one before, ... (ties: the
+    later file row counts as later). Aligned with the rows of ``df``."""
+    _check(df, [user_col, time_col])
     n = len(df)
     pos = np.arange(n)
     order = np.lexsort((pos, df[time_col].to_numpy(), df[user_col].to_numpy()))
@@ -46,7 +48,7 @@ def leave_last_out(df: pd.DataFrame, n: int = 1, user_col: str = "user_id",
     _check(df, [user_col, time_col])
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
-    rank = _recency_rank(df, user_col, time_col)
+    rank = recency_rank(df, user_col, time_col)
     counts = df.groupby(user_col, sort=False)[user_col].transform("size").to_numpy()
     test = (rank < n) & (counts > n)
     return df[~test], df[test]
@@ -59,7 +61,7 @@ def temporal_split_per_user(df: pd.DataFrame, test_fraction: float = 0.2, user_c
     _check(df, [user_col, time_col])
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    rank = _recency_rank(df, user_col, time_col)
+    rank = recency_rank(df, user_col, time_col)
     counts = df.groupby(user_col, sort=False)[user_col].transform("size").to_numpy()
     n_test = np.where(counts >= 2, np.maximum(1, np.floor(counts * test_fraction)), 0)
     test = rank < n_test

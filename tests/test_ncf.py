@@ -112,8 +112,8 @@ def test_pointwise_epoch_labels_and_negatives():
     users = np.array([0, 0, 1, 2, 2, 2])
     items = np.array([1, 2, 0, 3, 4, 5])
     sampler = NegativeSampler(users, items, N_ITEMS)
-    u, i, y = pointwise_epoch(sampler, users, items, 3, np.random.default_rng(0))
-    assert len(u) == len(i) == len(y) == 6 * 4
+    u, i, y, w = pointwise_epoch(sampler, users, items, 3, np.random.default_rng(0))
+    assert len(u) == len(i) == len(y) == len(w) == 6 * 4 and np.all(w == 1)
     assert y.sum() == 6 and u.dtype == np.int32 and y.dtype == np.float32
     assert not sampler.is_positive(u[y == 0], i[y == 0]).any()  # negatives are true non-positives
     assert sampler.is_positive(u[y == 1], i[y == 1]).all()
@@ -124,6 +124,25 @@ def test_pointwise_epoch_labels_and_negatives():
     assert not np.array_equal(other[1], i)
     with pytest.raises(ValueError, match="n_neg"):
         pointwise_epoch(sampler, users, items, 0, np.random.default_rng(0))
+
+
+def test_pointwise_epoch_weights_follow_their_positive():
+    users = np.array([0, 0, 1, 2, 2, 2])
+    items = np.array([1, 2, 0, 3, 4, 5])
+    weights = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    sampler = NegativeSampler(users, items, N_ITEMS)
+    u, i, y, w = pointwise_epoch(sampler, users, items, 3, np.random.default_rng(0), weights)
+    same = pointwise_epoch(sampler, users, items, 3, np.random.default_rng(0))
+    np.testing.assert_array_equal(same[1], i)                        # weights do not change the draw
+    pos = y == 1
+    weight_of = {(a, b): c for a, b, c in zip(users, items, weights)}
+    assert [weight_of[a, b] for a, b in zip(u[pos], i[pos])] == list(w[pos])
+    # each positive's 3 negatives carry its weight: user 0 has weights 1 and 2
+    assert sorted(w[(u == 0) & ~pos]) == [1, 1, 1, 2, 2, 2]
+    assert w.sum() == pytest.approx(4 * weights.sum())
+    for bad in (weights[:-1], -weights, weights * np.nan):
+        with pytest.raises(ValueError, match="weights"):
+            pointwise_epoch(sampler, users, items, 3, np.random.default_rng(0), bad)
 
 
 def _planted(n_users: int = 40, n_items: int = 30, seed: int = 0):
@@ -190,6 +209,31 @@ def test_train_pointwise_without_validation_and_errors():
         train_pointwise(model, tu, ti[:-1], n_items)
     with pytest.raises(ValueError, match="decay_to"):
         train_pointwise(model, tu, ti, n_items, decay_to=2.0)
+
+
+def test_train_pointwise_weights_are_a_weighted_mean():
+    """Constant weights change nothing (the loss is a weighted *mean*); unequal ones do."""
+    tu, ti, _, _, n_items = _planted()
+
+    def run(weights):
+        keras.utils.set_random_seed(5)
+        model = build_gmf(40, n_items, factors=3)
+        hist = train_pointwise(model, tu, ti, n_items, weights=weights, n_neg=1, epochs=3,
+                               batch_size=64, learning_rate=0.05, seed=5)
+        return hist.loss, model.get_weights()
+
+    loss_none, w_none = run(None)
+    loss_const, w_const = run(np.full(len(tu), 3.0))
+    np.testing.assert_allclose(loss_const, loss_none, rtol=1e-5)
+    for a, b in zip(w_const, w_none):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    recent = np.where(np.arange(len(tu)) % 9 >= 6, 5.0, 1.0)
+    _, w_recent = run(recent)
+    assert not all(np.allclose(a, b) for a, b in zip(w_recent, w_none))
+    with pytest.raises(ValueError, match="weights"):
+        train_pointwise(build_gmf(40, n_items, 2), tu, ti, n_items, weights=np.zeros(len(tu)))
+    with pytest.raises(ValueError, match="weights"):
+        train_pointwise(build_gmf(40, n_items, 2), tu, ti, n_items, weights=np.ones(3))
 
 
 def test_scorers_agree_with_predict():

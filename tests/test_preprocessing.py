@@ -97,3 +97,21 @@ def test_ties_at_last():
     df = pd.DataFrame({"user_id": [1, 1, 1, 2, 2, 3], "timestamp": [5, 9, 9, 1, 2, 4]})
     s = ties_at_last(df)
     assert s.to_dict() == {1: 2, 2: 1, 3: 1}
+
+
+def test_recency_weights_decay_from_each_users_latest():
+    from helpers.preprocessing import recency_weights
+    df = pd.DataFrame({"user_id": [1, 1, 2, 1, 2],
+                       "timestamp": [10, 30, 5, 30, 7]})   # user 1: a tie at 30, the later row is latest
+    w = recency_weights(df, tau=1.0, boost=2.0)
+    # recency ranks: user 1 -> rows 0, 1, 3 are ranks 2, 1, 0; user 2 -> rows 2, 4 are 1, 0
+    expected = 1 + 2 * np.exp(-np.array([2, 1, 1, 0, 0]))
+    np.testing.assert_allclose(w, expected, rtol=1e-6)
+    assert w.dtype == np.float32
+    np.testing.assert_array_equal(recency_weights(df, tau=3.0, boost=0.0), np.ones(5))
+    with pytest.raises(ValueError, match="tau"):
+        recency_weights(df, tau=0, boost=1)
+    with pytest.raises(ValueError, match="boost"):
+        recency_weights(df, tau=1, boost=-1)
+    with pytest.raises(KeyError, match="timestamp"):
+        recency_weights(df.drop(columns="timestamp"), tau=1, boost=1)

@@ -20,3 +20,14 @@ def test_compiled_epoch_visits_every_batch_and_averages_losses():
     assert loss == pytest.approx(np.mean([1.5, 5.5, 8.5]))
     with pytest.raises(ValueError, match="batch_size"):
         compiled_epoch(step, 0)
+
+
+def test_compiled_epoch_slices_any_number_of_tensors_alike():
+    def step(u, i, y, w):
+        tf.debugging.assert_equal(u, tf.cast(w, tf.int32))
+        return tf.reduce_sum(w * y) / tf.reduce_sum(w)
+
+    epoch = compiled_epoch(step, batch_size=3)
+    w = np.arange(7, dtype=np.float32)
+    loss = float(epoch(tf.range(7), tf.zeros(7, tf.int32), tf.ones(7), tf.constant(w)))
+    assert loss == pytest.approx(1.0)
