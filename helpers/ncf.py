@@ -347,7 +347,7 @@ def train_pointwise(model: keras.Model, users: np.ndarray, items: np.ndarray, n_
     variables = model.trainable_variables
     opt.build(variables)
 
-    @tf.function(jit_compile=jit_compile)
+    @tf.function(jit_compile=jit_compile, autograph=False)  # no tensor-dependent Python control flow
     def train_step(u: tf.Tensor, i: tf.Tensor, y: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             logits = model([u, i], training=True)
