@@ -33,19 +33,22 @@ def interaction_matrix(users: np.ndarray, items: np.ndarray, n_users: int, n_ite
 
 def sample_candidates(known_users: np.ndarray, known_items: np.ndarray, n_items: int,
                       test_users: np.ndarray, test_items: np.ndarray, n_neg: int = 99,
-                      seed: int = 0) -> np.ndarray:
+                      seed: int = 0, p: np.ndarray | None = None) -> np.ndarray:
     """Candidate lists ``(len(test_users), 1 + n_neg)``: column 0 is the held-out item,
     the rest are ``n_neg`` *distinct* items the user never interacted with.
 
     ``known_users/known_items`` must list every interaction of the users (train, validation
-    and test), so that no negative is a hidden positive.
+    and test), so that no negative is a hidden positive. Negatives are uniform, or drawn
+    with probability proportional to ``p`` (e.g. item popularity, for harder candidates)
+    among the items not yet in the row: a duplicate is redrawn from ``p`` until the row is
+    distinct.
     """
     test_users = np.asarray(test_users, dtype=np.int64)
     sampler = NegativeSampler(known_users, known_items, n_items)
     if not sampler.is_positive(test_users, test_items).all():
         raise ValueError("every (test user, test item) pair must be among the known interactions")
     rng = np.random.default_rng(seed)
-    neg = sampler.sample(test_users, n_neg, rng=rng)
+    neg = sampler.sample(test_users, n_neg, rng=rng, p=p)
     for _ in range(1000):  # redraw duplicates within a row until all rows are distinct
         order = np.argsort(neg, axis=1, kind="stable")
         srt = np.take_along_axis(neg, order, axis=1)
@@ -56,7 +59,7 @@ def sample_candidates(known_users: np.ndarray, known_items: np.ndarray, n_items:
         dup = np.zeros_like(dup_sorted)
         np.put_along_axis(dup, order, dup_sorted, axis=1)
         rows = np.nonzero(dup)[0]
-        neg[dup] = sampler.sample(test_users[rows], 1, rng=rng)[:, 0]
+        neg[dup] = sampler.sample(test_users[rows], 1, rng=rng, p=p)[:, 0]
     else:  # pragma: no cover
         raise RuntimeError("could not draw distinct negatives; n_neg is too large for some users")
     return np.column_stack([np.asarray(test_items, dtype=np.int64), neg])

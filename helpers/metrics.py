@@ -13,7 +13,8 @@ Two ranking protocols appear in the book, and both are covered:
 
 Ties in scores are counted against the model: a held-out item tied with a negative ranks
 below it (a model that scores everything equally gets the worst rank, not a lucky one).
-All metrics return the mean over users as a Python ``float``.
+All metrics return the mean over users as a Python ``float`` (:func:`ndcg_per_user` gives
+the per-user values behind :func:`ndcg_at_k`; :func:`grouped_auc` averages AUC per user).
 """
 from __future__ import annotations
 
@@ -65,6 +66,33 @@ def auc(y_true: np.ndarray, y_score: np.ndarray) -> float:
 
     ranks = rankdata(y_score)  # average ranks handle ties as 1/2
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def grouped_auc(groups: np.ndarray, y_true: np.ndarray, y_score: np.ndarray) -> tuple[float, int]:
+    r"""Mean per-group AUC ("GAUC"), e.g. one AUC per user, averaged with equal weight:
+
+    .. math:: \mathrm{GAUC} = \frac{1}{|G'|}\sum_{g \in G'} \mathrm{AUC}_g,
+
+    where :math:`G'` are the groups that have both a positive and a negative label (the
+    others have no AUC and are skipped). A global :func:`auc` also rewards telling *users*
+    apart (active users score higher overall); per-user AUC only asks whether each user's
+    own positives are ranked above their own negatives, which is what a recommender does.
+    Returns ``(gauc, number of groups used)``.
+    """
+    groups = np.asarray(groups)
+    y_true, y_score = _pair(y_true, y_score)
+    if groups.shape != y_true.shape:
+        raise ValueError(f"groups must have one entry per label, got {groups.shape} and {y_true.shape}")
+    order = np.argsort(groups, kind="stable")
+    _, starts = np.unique(groups[order], return_index=True)
+    values = []
+    for idx in np.split(order, starts[1:]):
+        y = y_true[idx] > 0.5
+        if 0 < y.sum() < len(y):
+            values.append(auc(y, y_score[idx]))
+    if not values:
+        raise ValueError("no group has both a positive and a negative label")
+    return float(np.mean(values)), len(values)
 
 
 def log_loss(y_true: np.ndarray, p: np.ndarray, eps: float = 1e-7) -> float:
@@ -120,8 +148,14 @@ def ndcg_at_k(ranks: np.ndarray, k: int = 10) -> float:
     With a single relevant item the ideal DCG is 1, so
     :math:`\mathrm{NDCG@}k = \frac{1}{|U|}\sum_u \frac{[\mathrm{rank}_u < k]}{\log_2(\mathrm{rank}_u + 2)}`.
     """
+    return float(np.mean(ndcg_per_user(ranks, k)))
+
+
+def ndcg_per_user(ranks: np.ndarray, k: int = 10) -> np.ndarray:
+    r"""Each user's NDCG@k, :math:`[\mathrm{rank}_u < k] / \log_2(\mathrm{rank}_u + 2)`: the
+    values :func:`ndcg_at_k` averages, for paired tests and confidence intervals."""
     r = _ranks(ranks)
-    return float(np.mean(np.where(r < k, 1.0 / np.log2(r + 2.0), 0.0)))
+    return np.where(r < k, 1.0 / np.log2(r + 2.0), 0.0)
 
 
 def mrr(ranks: np.ndarray, k: int | None = None) -> float:

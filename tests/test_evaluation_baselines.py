@@ -24,6 +24,25 @@ def test_sample_candidates_are_distinct_unseen_and_seeded():
         ev.sample_candidates(users, items, 200, np.array([0]), np.array([199 if (0, 199) not in known else 198]), 5)
 
 
+def test_sample_candidates_popularity_weighted_are_distinct_and_skewed():
+    rng = np.random.default_rng(1)
+    users = rng.integers(0, 40, 800)
+    items = rng.integers(0, 300, 800)
+    test_u = np.arange(40)
+    test_i = np.array([items[users == u][0] for u in test_u])
+    p = np.arange(1, 301, dtype=float) ** 2
+    p /= p.sum()                                                 # high ids much more likely
+    cand = ev.sample_candidates(users, items, 300, test_u, test_i, n_neg=50, seed=0, p=p)
+    known = set(zip(users.tolist(), items.tolist()))
+    for u, row in zip(test_u, cand):
+        assert len(set(row.tolist())) == 51
+        assert not any((u, i) in known for i in row[1:].tolist())
+    uniform = ev.sample_candidates(users, items, 300, test_u, test_i, n_neg=50, seed=0)
+    assert cand[:, 1:].mean() > uniform[:, 1:].mean() + 40       # uniform mean ~150, weighted ~200+
+    with pytest.raises(ValueError, match="probability"):
+        ev.sample_candidates(users, items, 300, test_u, test_i, n_neg=5, p=np.ones(300))
+
+
 def test_evaluate_sampled_oracle_and_constant():
     cand = np.array([[5, 1, 2], [6, 3, 4]])
     oracle = ev.evaluate_sampled(lambda u, i: (i >= 5).astype(float), np.array([0, 1]), cand, ks=(1,))

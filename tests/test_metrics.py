@@ -84,3 +84,26 @@ def test_list_ndcg_matches_sklearn():
     top = m.top_k(scores, k)
     hits = m.hits_matrix(top, sp.csr_array(rel))
     assert m.ndcg_lists(hits, rel.sum(1)) == pytest.approx(ndcg_score(rel, scores, k=k))
+
+
+def test_grouped_auc_is_the_mean_of_per_group_sklearn_aucs():
+    rng = np.random.default_rng(0)
+    groups = rng.integers(0, 12, 400)
+    y = (rng.random(400) < 0.3).astype(float)
+    s = rng.normal(size=400) + y * (groups % 3)           # groups differ in how separable they are
+    y[groups == 5] = 1.0                                  # group 5: positives only, skipped
+    gauc, n = m.grouped_auc(groups, y, s)
+    expected = [roc_auc_score(y[groups == g], s[groups == g]) for g in np.unique(groups) if g != 5]
+    assert n == 11
+    assert gauc == pytest.approx(np.mean(expected))
+    with pytest.raises(ValueError, match="one entry per label"):
+        m.grouped_auc(groups[:-1], y, s)
+    with pytest.raises(ValueError, match="no group"):
+        m.grouped_auc(np.zeros(3), np.ones(3), np.arange(3.0))
+
+
+def test_ndcg_per_user_averages_to_ndcg_at_k():
+    ranks = np.array([0, 1, 3, 9, 10, 50])
+    per_user = m.ndcg_per_user(ranks, 10)
+    np.testing.assert_allclose(per_user, [1.0, 1 / np.log2(3), 1 / np.log2(5), 1 / np.log2(11), 0.0, 0.0])
+    assert per_user.mean() == pytest.approx(m.ndcg_at_k(ranks, 10))
