@@ -42,15 +42,18 @@ def use_book_style() -> None:
 
 def learning_curves(histories: Mapping[str, Mapping[str, Sequence[float]]], metric: str,
                     title: str, ylabel: str, ax: plt.Axes | None = None,
-                    xlabel: str = "epoch") -> plt.Axes:
-    """One line per model (``histories[name][metric]`` per epoch), epochs counted from 1."""
+                    xlabel: str = "epoch", start: int = 1) -> plt.Axes:
+    """One line per model (``histories[name][metric]`` per epoch), epochs counted from
+    ``start``: 1 when the first value is measured after the first epoch, 0 when it is
+    measured before any training (e.g. a pre-trained model before fine-tuning). Lines added
+    to an existing ``ax`` continue its colour cycle."""
     if ax is None:
         _, ax = plt.subplots()
     for name, hist in histories.items():
         if metric not in hist:
             raise KeyError(f"{name!r} has no {metric!r}; it has {sorted(hist)}")
         y = np.asarray(hist[metric], dtype=float)
-        ax.plot(np.arange(1, len(y) + 1), y, label=name, marker="o" if len(y) <= 30 else None, ms=3)
+        ax.plot(np.arange(start, start + len(y)), y, label=name, marker="o" if len(y) <= 30 else None, ms=3)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.legend()
     return ax
