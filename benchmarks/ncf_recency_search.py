@@ -25,9 +25,8 @@ import numpy as np
 from helpers.evaluation import evaluate_sampled
 from helpers.ncf import build_gmf, build_mlp, build_neumf, load_pretrained, pair_scorer, train_pointwise
 from helpers.preprocessing import recency_weights
-from ncf_throughput import load
+from ncf_throughput import FACTORS, LAYERS, N_NEG, load  # the chapter's model sizes and data
 
-FACTORS, LAYERS, N_NEG = 64, (64, 32, 16, 8), 4
 RUNS = {  # the chapter's settings (notebooks/08_ncf.ipynb)
     "GMF": dict(epochs=8, batch_size=8192, learning_rate=0.02, weight_decay=0.3, decay_to=0.0),
     "MLP": dict(epochs=12, batch_size=2048, learning_rate=0.01, weight_decay=0.1, decay_to=0.0),

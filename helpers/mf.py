@@ -41,7 +41,7 @@ import scipy.sparse as sp
 import tensorflow as tf
 
 from helpers.optim import SGD, MatrixFactorization, minibatches
-from helpers.training import compiled_epoch
+from helpers.training import EpochHistory, compiled_epoch, predict_batched
 
 __all__ = [
     "MatrixFactorization", "sgd_mf", "als_mf", "svd_mf", "build_mf", "build_mlp_mf",
@@ -330,33 +330,18 @@ def predict_ratings(model: keras.Model, users: np.ndarray, items: np.ndarray,
     """Predicted ratings (float64) for each ``(users[k], items[k])``, clipped to the rating
     scale unless ``clip=None``; compiled once per model, evaluated in batches."""
     users, items, _ = _triples(users, items)
-    fn = getattr(model, "_book_predict_fn", None)
-    if fn is None:  # compile once per model; stored outside Keras' attribute tracking
-        fn = tf.function(lambda u, i: model([u, i], training=False), reduce_retracing=True)
-        object.__setattr__(model, "_book_predict_fn", fn)
-    out = np.empty(len(users), dtype=np.float64)
-    for s in range(0, len(users), batch_size):
-        out[s:s + batch_size] = fn(tf.constant(users[s:s + batch_size], tf.int32),
-                                   tf.constant(items[s:s + batch_size], tf.int32)).numpy()
+    out = predict_batched(model, users, items, batch_size)
     return np.clip(out, *clip) if clip is not None else out
 
 
 @dataclass
-class History:
+class History(EpochHistory):
     """What :func:`train_explicit` records, one entry per epoch: the training objective
     ``loss`` (MSE + penalty, averaged over the epoch's batches), ``val_rmse`` (clipped
     predictions; empty without validation data), cumulative training ``seconds``;
     ``best_epoch`` (1-based) is the epoch whose weights the model holds at the end."""
 
-    loss: list[float] = field(default_factory=list)
     val_rmse: list[float] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
-    best_epoch: int = 0
-    stopped_early: bool = False
-
-    @property
-    def epochs(self) -> int:
-        return len(self.loss)
 
     @property
     def best_val_rmse(self) -> float:

@@ -43,7 +43,7 @@ import tensorflow as tf
 
 from helpers.evaluation import evaluate_sampled
 from helpers.sampling import NegativeSampler
-from helpers.training import compiled_epoch
+from helpers.training import EpochHistory, compiled_epoch, predict_batched
 
 __all__ = [
     "build_gmf", "build_mlp", "build_neumf", "load_pretrained", "pair_scorer", "user_scorer",
@@ -178,17 +178,8 @@ def pair_scorer(model: keras.Model, batch_size: int = 65536
                 ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """``f(users, items) -> logits`` (float32, one per pair), compiled once, in batches:
     the ``score_pairs`` argument of :func:`helpers.evaluation.evaluate_sampled`."""
-    fn = tf.function(lambda u, i: model([u, i], training=False), reduce_retracing=True)
-
     def score(users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        users = np.asarray(users, dtype=np.int32)
-        items = np.asarray(items, dtype=np.int32)
-        if users.shape != items.shape:
-            raise ValueError(f"users and items must have the same shape, got {users.shape} and {items.shape}")
-        out = np.empty(len(users), dtype=np.float32)
-        for s in range(0, len(users), batch_size):
-            out[s:s + batch_size] = fn(tf.constant(users[s:s + batch_size]), tf.constant(items[s:s + batch_size]))
-        return out
+        return predict_batched(model, users, items, batch_size).astype(np.float32)
 
     return score
 
@@ -242,7 +233,7 @@ def pointwise_epoch(sampler: NegativeSampler, users: np.ndarray, items: np.ndarr
 
 
 @dataclass
-class History:
+class History(EpochHistory):
     """What :func:`train_pointwise` records, one entry per epoch.
 
     ``seconds[e]``: cumulative *training* wall time after epoch ``e + 1`` (sampling,
@@ -254,21 +245,8 @@ class History:
     ``restore_best`` the model ends with that epoch's weights.
     """
 
-    loss: list[float] = field(default_factory=list)
     val: dict[str, list[float]] = field(default_factory=dict)
-    seconds: list[float] = field(default_factory=list)
     cpu_seconds: list[float] = field(default_factory=list)
-    best_epoch: int = 0
-    stopped_early: bool = False
-
-    @property
-    def epochs(self) -> int:
-        return len(self.loss)
-
-    @property
-    def train_seconds(self) -> float:
-        """Training wall time up to the last epoch run."""
-        return self.seconds[-1] if self.seconds else 0.0
 
     def as_dict(self) -> dict[str, list[float]]:
         """``{"loss": [...], "HR@10": [...], ...}`` for plotting

@@ -6,37 +6,40 @@ from helpers import baselines as b
 from helpers import evaluation as ev
 
 
+def _random_log(n_users, n_items, n, seed):
+    """A random interaction log, and each user's first interaction as the held-out item."""
+    rng = np.random.default_rng(seed)
+    users, items = rng.integers(0, n_users, n), rng.integers(0, n_items, n)
+    test_u = np.arange(n_users)
+    return users, items, test_u, np.array([items[users == u][0] for u in test_u])
+
+
+def _assert_distinct_and_unseen(cand, users, items, test_u):
+    known = set(zip(users.tolist(), items.tolist()))
+    for u, row in zip(test_u, cand):
+        assert len(set(row.tolist())) == cand.shape[1]
+        assert not any((u, i) in known for i in row[1:].tolist())
+    return known
+
+
 def test_sample_candidates_are_distinct_unseen_and_seeded():
-    rng = np.random.default_rng(0)
-    users = rng.integers(0, 30, 600)
-    items = rng.integers(0, 200, 600)
-    test_u = np.arange(30)
-    test_i = np.array([items[users == u][0] for u in test_u])
+    users, items, test_u, test_i = _random_log(30, 200, 600, seed=0)
     cand = ev.sample_candidates(users, items, 200, test_u, test_i, n_neg=99, seed=3)
     assert cand.shape == (30, 100)
     np.testing.assert_array_equal(cand[:, 0], test_i)
-    known = set(zip(users.tolist(), items.tolist()))
-    for u, row in zip(test_u, cand):
-        assert len(set(row.tolist())) == 100
-        assert not any((u, i) in known for i in row[1:].tolist())
+    known = _assert_distinct_and_unseen(cand, users, items, test_u)
     np.testing.assert_array_equal(cand, ev.sample_candidates(users, items, 200, test_u, test_i, 99, seed=3))
     with pytest.raises(ValueError, match="known interactions"):
         ev.sample_candidates(users, items, 200, np.array([0]), np.array([199 if (0, 199) not in known else 198]), 5)
 
 
 def test_sample_candidates_popularity_weighted_are_distinct_and_skewed():
-    rng = np.random.default_rng(1)
-    users = rng.integers(0, 40, 800)
-    items = rng.integers(0, 300, 800)
-    test_u = np.arange(40)
-    test_i = np.array([items[users == u][0] for u in test_u])
+    users, items, test_u, test_i = _random_log(40, 300, 800, seed=1)
     p = np.arange(1, 301, dtype=float) ** 2
     p /= p.sum()                                                 # high ids much more likely
     cand = ev.sample_candidates(users, items, 300, test_u, test_i, n_neg=50, seed=0, p=p)
-    known = set(zip(users.tolist(), items.tolist()))
-    for u, row in zip(test_u, cand):
-        assert len(set(row.tolist())) == 51
-        assert not any((u, i) in known for i in row[1:].tolist())
+    assert cand.shape == (40, 51)
+    _assert_distinct_and_unseen(cand, users, items, test_u)
     uniform = ev.sample_candidates(users, items, 300, test_u, test_i, n_neg=50, seed=0)
     assert cand[:, 1:].mean() > uniform[:, 1:].mean() + 40       # uniform mean ~150, weighted ~200+
     with pytest.raises(ValueError, match="probability"):
