@@ -47,7 +47,7 @@ from helpers.training import EpochHistory, compiled_epoch, predict_batched
 
 __all__ = [
     "build_gmf", "build_mlp", "build_neumf", "load_pretrained", "pair_scorer", "user_scorer",
-    "pointwise_epoch", "History", "train_pointwise",
+    "pointwise_epoch", "weighted_bce", "History", "train_pointwise",
 ]
 
 _INIT_STD = 0.01  # N(0, 0.01^2) embeddings, as in the NCF paper's code
@@ -232,6 +232,18 @@ def pointwise_epoch(sampler: NegativeSampler, users: np.ndarray, items: np.ndarr
     return u[order].astype(np.int32), i[order].astype(np.int32), y[order], w[order]
 
 
+def weighted_bce(y: tf.Tensor, logits: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
+    r"""Binary cross-entropy from logits, as a *weighted mean* over the batch:
+
+    .. math:: \mathcal L = \frac{\sum_k w_k\,\big[\log(1 + e^{s_k}) - y_k s_k\big]}{\sum_k w_k}
+
+    (the loss :func:`train_pointwise` minimises; with all :math:`w_k = 1` the plain mean).
+    Keras' ``sample_weight`` divides by the batch size instead, so its loss scale would
+    change with the weights' scale."""
+    per_pair = tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits)
+    return tf.reduce_sum(w * per_pair) / tf.maximum(tf.reduce_sum(w), 1e-12)
+
+
 @dataclass
 class History(EpochHistory):
     """What :func:`train_pointwise` records, one entry per epoch.
@@ -329,8 +341,7 @@ def train_pointwise(model: keras.Model, users: np.ndarray, items: np.ndarray, n_
     def train_step(u: tf.Tensor, i: tf.Tensor, y: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             logits = model([u, i], training=True)
-            per_pair = tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits)
-            loss = tf.reduce_sum(w * per_pair) / tf.maximum(tf.reduce_sum(w), 1e-12)
+            loss = weighted_bce(y, logits, w)
         grads = tape.gradient(loss, variables)
         # Embedding gradients arrive as sparse IndexedSlices; the tables are small, and one
         # dense update is cheaper than Keras' per-slice bookkeeping.

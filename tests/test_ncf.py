@@ -271,3 +271,15 @@ def test_decay_epochs_replays_the_schedule():
     assert not all(np.allclose(a, b) for a, b in zip(different, short))
     with pytest.raises(ValueError, match="decay_epochs"):
         run(3, decay_epochs=2)
+
+
+def test_weighted_bce_is_a_weighted_mean_of_per_pair_losses():
+    from helpers.ncf import weighted_bce
+
+    y = np.array([1, 0, 0, 1], dtype=np.float32)
+    s = np.array([2.0, -1.0, 0.5, -3.0], dtype=np.float32)
+    per_pair = np.logaddexp(0, s) - y * s
+    np.testing.assert_allclose(float(weighted_bce(y, s, np.ones(4, np.float32))), per_pair.mean(), rtol=1e-6)
+    w = np.array([1, 2, 3, 4], dtype=np.float32)
+    np.testing.assert_allclose(float(weighted_bce(y, s, w)), (w * per_pair).sum() / w.sum(), rtol=1e-6)
+    np.testing.assert_allclose(float(weighted_bce(y, s, 10 * w)), float(weighted_bce(y, s, w)), rtol=1e-6)
