@@ -24,11 +24,40 @@ messages written straight to the process's stderr) out of notebook output: see
 - :mod:`helpers.beyond` -- coverage, novelty, diversity, popularity bias (chapter 9);
 - :mod:`helpers.stats` -- confidence intervals and significance tests (chapter 9).
 """
+import sys as _sys
+
 import numpy as _np
 
 from helpers.quiet import quiet_tensorflow
 
 quiet_tensorflow()
+
+
+def _figures_inline_in_notebooks() -> None:
+    """In a Jupyter kernel, draw figures inline whatever ``MPLBACKEND`` says.
+
+    ipykernel only selects matplotlib's inline backend when ``MPLBACKEND`` is unset. Many
+    headless servers and CI images set ``MPLBACKEND=Agg``; a chapter's ``plt.show()`` then
+    draws nothing, and the built site silently loses every figure. Importing :mod:`helpers`
+    (every chapter's first line) restores the inline backend inside a kernel; scripts and
+    tests outside a kernel keep whatever backend they chose.
+    """
+    if "ipykernel" not in _sys.modules:
+        return
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - ipykernel always brings IPython
+        return
+    shell = get_ipython()
+    if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
+        return
+    import matplotlib
+
+    if "inline" not in matplotlib.get_backend():
+        shell.run_line_magic("matplotlib", "inline")
+
+
+_figures_inline_in_notebooks()
 
 # NumPy 2 prints scalars as ``np.float64(0.398)``. ``myst_nb.glue`` stores that text and the
 # book's ``{glue:text}`key:.3f``` cannot format it, so a glued NumPy number would vanish from

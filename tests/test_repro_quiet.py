@@ -91,3 +91,15 @@ def test_numpy_scalars_print_as_plain_numbers_so_glue_can_format_them():
     assert repr(np.float64(0.398)) == "0.398"
     assert format_plain_text(repr(np.float64(0.39812)), ".3f") == "0.398"
     assert format_plain_text(repr(np.int64(943)), ",d") == "943"
+
+
+def test_figures_appear_even_when_the_environment_selects_agg(clean_env, monkeypatch):
+    """Headless servers often set MPLBACKEND=Agg; a chapter must still show its figures."""
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    plot = "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\nplt.show()"
+    without = run_cells(plot)
+    with_helpers = run_cells("import helpers", plot)
+    has_png = lambda cell: any("image/png" in o.get("data", {}) for o in cell.outputs)  # noqa: E731
+    assert not has_png(without.cells[0])  # the failure this guards against is real
+    assert has_png(with_helpers.cells[1])
+    assert stderr_text(with_helpers) == ""
