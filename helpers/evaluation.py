@@ -18,16 +18,32 @@ import numpy as np
 import scipy.sparse as sp
 
 from helpers import metrics
+from helpers.metrics import _check_int, _int_array
 from helpers.sampling import NegativeSampler
 
 
 def interaction_matrix(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int,
                        values: np.ndarray | None = None) -> sp.csr_array:
     """Sparse ``n_users x n_items`` matrix with a 1 (or ``values``) per interaction
-    (duplicates are summed)."""
-    users = np.asarray(users)
-    items = np.asarray(items)
-    vals = np.ones(len(users), dtype=np.float32) if values is None else np.asarray(values, np.float32)
+    (duplicates are summed). Ids must lie in ``[0, n_users)`` and ``[0, n_items)``."""
+    n_users = _check_int("n_users", n_users, minimum=0)
+    n_items = _check_int("n_items", n_items, minimum=0)
+    users = _int_array("users", users)
+    items = _int_array("items", items)
+    if users.shape != items.shape:
+        raise ValueError(f"users and items must have equal length, got {users.shape} and {items.shape}")
+    for name, ids, n in (("users", users, n_users), ("items", items, n_items)):
+        if ids.size and (ids.min() < 0 or ids.max() >= n):
+            raise ValueError(f"{name} must lie in [0, {n}), got values in [{ids.min()}, {ids.max()}]; "
+                             "encode ids first (helpers.encoding)")
+    if values is None:
+        vals = np.ones(len(users), dtype=np.float32)
+    else:
+        vals = np.asarray(values, np.float32)
+        if vals.shape != users.shape:
+            raise ValueError(f"values must have one entry per interaction ({len(users)}), got shape {vals.shape}")
+        if not np.isfinite(vals).all():
+            raise ValueError("values contain NaN or inf: expected finite numbers")
     return sp.csr_array((vals, (users, items)), shape=(n_users, n_items))
 
 
@@ -40,29 +56,71 @@ def sample_candidates(known_users: np.ndarray, known_items: np.ndarray, n_items:
     ``known_users/known_items`` must list every interaction of the users (train, validation
     and test), so that no negative is a hidden positive. Negatives are uniform, or drawn
     with probability proportional to ``p`` (e.g. item popularity, for harder candidates)
-    among the items not yet in the row: a duplicate is redrawn from ``p`` until the row is
-    distinct.
+    among the items not yet in the row: all ``n_neg`` are drawn at once, then a duplicate
+    is redrawn from ``p`` until the row is distinct. Should that not settle within 1000
+    rounds (a user with barely ``n_neg`` unseen items, or a rare item still missing), the
+    remaining duplicates are replaced by one exact draw without replacement from the
+    user's unseen items not yet in the row (weighted by ``p``). The same seed gives the
+    same candidates.
+
+    A request that cannot be met -- a user with fewer than ``n_neg`` unseen items (of
+    positive probability, with ``p``) -- is a ValueError naming the user and the counts,
+    raised before anything is drawn; so is a (test user, test item) pair that is not
+    among the known interactions.
     """
-    test_users = np.asarray(test_users, dtype=np.int64)
+    known_users = _int_array("known_users", known_users)
+    known_items = _int_array("known_items", known_items)
+    test_users = _int_array("test_users", test_users)
+    test_items = _int_array("test_items", test_items)
+    n_neg = _check_int("n_neg", n_neg)
+    if test_users.shape != test_items.shape:
+        raise ValueError(f"test_users and test_items must have equal length, got {test_users.shape} "
+                         f"and {test_items.shape}")
     sampler = NegativeSampler(known_users, known_items, n_items)
-    if not sampler.is_positive(test_users, test_items).all():
-        raise ValueError("every (test user, test item) pair must be among the known interactions")
+    if test_items.size and (test_items.min() < 0 or test_items.max() >= sampler.n_items):
+        raise ValueError(f"test_items must lie in [0, {sampler.n_items}), got values in "
+                         f"[{test_items.min()}, {test_items.max()}]")
+    is_pos = sampler.is_positive(test_users, test_items)
+    if not is_pos.all():
+        j = int(np.flatnonzero(~is_pos)[0])
+        raise ValueError("every (test user, test item) pair must be among the known interactions; "
+                         f"(user {test_users[j]}, item {test_items[j]}) is not")
+    available = sampler.n_unseen(test_users, p)
+    if (available < n_neg).any():
+        j = int(np.flatnonzero(available < n_neg)[0])
+        what = "unseen items with p > 0" if p is not None else "unseen items"
+        raise ValueError(f"user {test_users[j]} has only {available[j]} {what} but n_neg={n_neg} distinct "
+                         f"negatives were requested ({int((available < n_neg).sum())} users are short); "
+                         f"lower n_neg to at most {int(available.min())}")
     rng = np.random.default_rng(seed)
     neg = sampler.sample(test_users, n_neg, rng=rng, p=p)
     for _ in range(1000):  # redraw duplicates within a row until all rows are distinct
-        order = np.argsort(neg, axis=1, kind="stable")
-        srt = np.take_along_axis(neg, order, axis=1)
-        dup_sorted = np.zeros_like(neg, dtype=bool)
-        dup_sorted[:, 1:] = srt[:, 1:] == srt[:, :-1]
-        if not dup_sorted.any():
+        dup = _later_duplicates(neg)
+        if not dup.any():
             break
-        dup = np.zeros_like(dup_sorted)
-        np.put_along_axis(dup, order, dup_sorted, axis=1)
         rows = np.nonzero(dup)[0]
         neg[dup] = sampler.sample(test_users[rows], 1, rng=rng, p=p)[:, 0]
-    else:  # pragma: no cover
-        raise RuntimeError("could not draw distinct negatives; n_neg is too large for some users")
-    return np.column_stack([np.asarray(test_items, dtype=np.int64), neg])
+    else:  # slow to settle: fill the remaining duplicates exactly, without replacement
+        dup = _later_duplicates(neg)
+        for r in np.unique(np.nonzero(dup)[0]):
+            allowed = np.setdiff1d(sampler.unseen_items(int(test_users[r])), neg[r, ~dup[r]])
+            w = None
+            if p is not None:
+                allowed = allowed[p[allowed] > 0]
+                w = p[allowed] / p[allowed].sum()
+            neg[r, dup[r]] = rng.choice(allowed, size=int(dup[r].sum()), replace=False, p=w)
+    return np.column_stack([test_items, neg])
+
+
+def _later_duplicates(a: np.ndarray) -> np.ndarray:
+    """Boolean mask of entries that repeat an earlier entry of their row."""
+    order = np.argsort(a, axis=1, kind="stable")
+    srt = np.take_along_axis(a, order, axis=1)
+    dup_sorted = np.zeros(a.shape, dtype=bool)
+    dup_sorted[:, 1:] = srt[:, 1:] == srt[:, :-1]
+    dup = np.zeros_like(dup_sorted)
+    np.put_along_axis(dup, order, dup_sorted, axis=1)
+    return dup
 
 
 def ranking_report(ranks: np.ndarray, ks: Iterable[int] = (10,)) -> dict[str, float]:
@@ -84,6 +142,11 @@ def sampled_ranks(score_pairs: Callable[[np.ndarray, np.ndarray], np.ndarray],
     equal length); it is called once with all pairs flattened.
     """
     users = np.asarray(users)
+    candidates = np.asarray(candidates)
+    if users.ndim != 1:
+        raise ValueError(f"users must be 1-D (one per candidate row), got shape {users.shape}")
+    if candidates.ndim != 2:
+        raise ValueError(f"candidates must be 2-D (users x candidates), got shape {candidates.shape}")
     n, c = candidates.shape
     if len(users) != n:
         raise ValueError(f"one candidate row per user: {len(users)} users, {n} rows")
@@ -102,19 +165,39 @@ def evaluate_sampled(score_pairs: Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def full_ranks(scores: np.ndarray, targets: np.ndarray, exclude: sp.csr_array | None) -> np.ndarray:
-    """0-based rank of ``targets[u]`` in row ``u`` of ``scores`` (users x all items), after
-    removing the items in ``exclude`` (the user's training interactions). Ties count against."""
+    """0-based rank of ``targets[u]`` in row ``u`` of ``scores`` (users x all items), among
+    the items not in ``exclude`` (non-zero cells: the user's training interactions).
+
+    Ties count against the target; excluded items never count, whatever their score (a
+    target scored ``-inf`` ranks behind the other allowed items, not behind the excluded
+    ones). ``targets`` holds one item id in ``[0, n_items)`` per row; a target that is
+    excluded, or a NaN score of an item that is not excluded, is a ValueError.
+    """
     scores = np.array(scores, dtype=np.float64, copy=True)
-    targets = np.asarray(targets)
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be 2-D (users x items), got shape {scores.shape}")
+    targets = _int_array("targets", targets)
+    if targets.shape != (scores.shape[0],):
+        raise ValueError(f"targets must hold one item per row of scores ({scores.shape[0]}), got shape "
+                         f"{targets.shape}")
+    if targets.size and (targets.min() < 0 or targets.max() >= scores.shape[1]):
+        raise ValueError(f"targets must lie in [0, {scores.shape[1]}), got values in [{targets.min()}, "
+                         f"{targets.max()}]")
     rows = np.arange(len(targets))
+    excluded = np.zeros(scores.shape, dtype=bool)
     if exclude is not None:
-        ex = sp.coo_array(exclude)
-        if ex.shape != scores.shape:
-            raise ValueError(f"exclude has shape {ex.shape}, scores {scores.shape}")
-        if np.asarray(sp.csr_array(exclude)[rows, targets]).ravel().any():
-            raise ValueError("a held-out item is also in the excluded (training) items")
-        scores[ex.row, ex.col] = -np.inf
-    return metrics.rank_of_target(scores, targets)
+        ex_rows, ex_cols = metrics._nonzero_cells(exclude, scores.shape, "exclude")
+        excluded[ex_rows, ex_cols] = True
+        if excluded[rows, targets].any():
+            u = int(np.flatnonzero(excluded[rows, targets])[0])
+            raise ValueError(f"a held-out item is also in the excluded (training) items: row {u}, item "
+                             f"{targets[u]}")
+        scores[excluded] = -np.inf
+    metrics._no_nan("scores", scores)
+    target = scores[rows, targets]
+    beats = scores >= target[:, None]
+    beats[excluded] = False
+    return beats.sum(axis=1) - 1
 
 
 def evaluate_full(score_users: Callable[[np.ndarray], np.ndarray], users: np.ndarray,
@@ -125,10 +208,21 @@ def evaluate_full(score_users: Callable[[np.ndarray], np.ndarray], users: np.nda
     ``score_users(users)`` returns a ``(len(users), n_items)`` score matrix; it is called
     in batches of ``batch_size`` users.
     """
-    users = np.asarray(users)
-    targets = np.asarray(targets)
+    users = _int_array("users", users)
+    targets = _int_array("targets", targets)
+    batch_size = _check_int("batch_size", batch_size)
+    if users.shape != targets.shape:
+        raise ValueError(f"users and targets must have equal length, got {users.shape} and {targets.shape}")
+    train = sp.csr_array(train)
+    if users.size and (users.min() < 0 or users.max() >= train.shape[0]):
+        raise ValueError(f"users must lie in [0, {train.shape[0]}) (rows of train), got values in "
+                         f"[{users.min()}, {users.max()}]")
     ranks = np.empty(len(users), dtype=np.int64)
     for s in range(0, len(users), batch_size):
         u = users[s:s + batch_size]
-        ranks[s:s + batch_size] = full_ranks(score_users(u), targets[s:s + batch_size], train[u])
+        scores = np.asarray(score_users(u))
+        if scores.shape != (len(u), train.shape[1]):
+            raise ValueError(f"score_users must return a ({len(u)}, {train.shape[1]}) matrix (users x all "
+                             f"items), got shape {scores.shape}")
+        ranks[s:s + batch_size] = full_ranks(scores, targets[s:s + batch_size], train[u])
     return ranking_report(ranks, ks)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from helpers.metrics import _check_int, _int_array
+
 
 class NegativeSampler:
     """Draws items each user has not interacted with.
@@ -23,12 +25,17 @@ class NegativeSampler:
     DENSE_LIMIT = 64_000_000
 
     def __init__(self, users: np.ndarray, items: np.ndarray, n_items: int):
-        users = np.asarray(users, dtype=np.int64)
-        items = np.asarray(items, dtype=np.int64)
-        if users.shape != items.shape or users.ndim != 1:
+        n_items = _check_int("n_items", n_items)
+        users = _int_array("users", users)
+        items = _int_array("items", items)
+        if users.shape != items.shape:
             raise ValueError(f"users and items must be 1-D of equal length, got {users.shape} and {items.shape}")
         if len(items) and (items.min() < 0 or items.max() >= n_items):
-            raise ValueError(f"item indices must lie in [0, {n_items}); encode ids first (helpers.encoding)")
+            raise ValueError(f"item indices must lie in [0, {n_items}), got values in [{items.min()}, "
+                             f"{items.max()}]; encode ids first (helpers.encoding)")
+        if len(users) and users.min() < 0:
+            raise ValueError(f"user indices cannot be negative, found {users.min()}; encode ids first "
+                             "(helpers.encoding)")
         self.n_items = int(n_items)
         self._keys = np.unique(users * self.n_items + items)
         self._n_pos = np.bincount(self._keys // self.n_items)  # distinct positives per user
@@ -41,9 +48,23 @@ class NegativeSampler:
             self._dense[self._keys] = True
 
     def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """Boolean array: was ``(users[i], items[i])`` a positive pair?"""
-        users = np.asarray(users, dtype=np.int64)
-        keys = users * self.n_items + np.asarray(items, dtype=np.int64)
+        """Boolean array: was ``(users[i], items[i])`` a positive pair?
+
+        ``users`` and ``items`` have the same shape; users are ``>= 0`` (users never seen
+        have no positives) and items lie in ``[0, n_items)``."""
+        users = _int_array("users", users, ndim=None)
+        items = _int_array("items", items, ndim=None)
+        if users.shape != items.shape:
+            raise ValueError(f"users and items must have the same shape, got {users.shape} and {items.shape}")
+        if users.size and users.min() < 0:
+            raise ValueError(f"user indices cannot be negative, found {users.min()}")
+        if items.size and (items.min() < 0 or items.max() >= self.n_items):
+            raise ValueError(f"item indices must lie in [0, {self.n_items}), got values in "
+                             f"[{items.min()}, {items.max()}]")
+        return self._is_positive(users, items)
+
+    def _is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        keys = users * self.n_items + items
         if self._dense is not None:
             inside = users < len(self._n_pos)
             if inside.all():
@@ -60,19 +81,24 @@ class NegativeSampler:
         """Return an int64 array of shape ``(len(users), n)`` of non-positive items.
 
         ``rng`` is a ``Generator`` or a seed (same seed, same negatives). Negatives for one
-        user may repeat (sampling with replacement, as in NCF's training loop).
+        user may repeat (sampling with replacement, as in NCF's training loop). ``n`` is an
+        integer ``>= 0``; ``p`` (optional) is a probability vector over the ``n_items`` items.
+        A user with no non-positive item (of positive probability, with ``p``) is a ValueError.
         """
-        users = np.asarray(users, dtype=np.int64)
+        users = _int_array("users", users)
+        n = _check_int("n", n, minimum=0)
+        max_rounds = _check_int("max_rounds", max_rounds, minimum=0)
+        if users.size and users.min() < 0:
+            raise ValueError(f"user indices cannot be negative, found {users.min()}")
         rng = np.random.default_rng(rng)
         if p is not None:
-            p = np.asarray(p, dtype=np.float64)
-            if p.shape != (self.n_items,) or (p < 0).any() or not np.isclose(p.sum(), 1):
-                raise ValueError("p must be a probability vector of length n_items")
+            p = _check_probabilities(p, self.n_items)
             cdf = np.cumsum(p)
             cdf /= cdf[-1]
         known = users[users < len(self._n_pos)]
         if (self._n_pos[known] >= self.n_items).any():
-            raise ValueError("some users interacted with every item: no negatives exist for them")
+            u = int(known[self._n_pos[known] >= self.n_items][0])
+            raise ValueError(f"some users interacted with every item (e.g. user {u}): no negatives exist for them")
 
         def draw(size: int) -> np.ndarray:
             if p is None:
@@ -81,20 +107,62 @@ class NegativeSampler:
 
         out = draw(len(users) * n).reshape(len(users), n)
         u = np.repeat(users, n).reshape(len(users), n)
-        bad = self.is_positive(u, out)
+        bad = self._is_positive(u, out)
         for _ in range(max_rounds):
             if not bad.any():
                 return out
             out[bad] = draw(int(bad.sum()))
-            bad[bad] = self.is_positive(u[bad], out[bad])
+            bad[bad] = self._is_positive(u[bad], out[bad])
         # Users with very few non-positives: draw the rest exactly from their complement.
         for user in np.unique(u[bad]):
             rows = bad & (u == user)
-            lo, hi = np.searchsorted(self._keys, [user * self.n_items, (user + 1) * self.n_items])
-            allowed = np.setdiff1d(np.arange(self.n_items), self._keys[lo:hi] - user * self.n_items)
-            w = None if p is None else p[allowed] / p[allowed].sum()
+            allowed = self.unseen_items(int(user))
+            w = None
+            if p is not None:
+                if p[allowed].sum() <= 0:
+                    raise ValueError(f"user {int(user)} has no non-positive item with p > 0: "
+                                     "cannot draw a negative for them")
+                w = p[allowed] / p[allowed].sum()
             out[rows] = rng.choice(allowed, size=int(rows.sum()), p=w)
         return out
+
+    def unseen_items(self, user: int) -> np.ndarray:
+        """Sorted items ``user`` never interacted with (all items for an unseen user)."""
+        user = _check_int("user", user, minimum=0)
+        lo, hi = np.searchsorted(self._keys, [user * self.n_items, (user + 1) * self.n_items])
+        return np.setdiff1d(np.arange(self.n_items), self._keys[lo:hi] - user * self.n_items)
+
+    def n_unseen(self, users: np.ndarray, p: np.ndarray | None = None) -> np.ndarray:
+        """How many items each user never interacted with; with ``p``, only items of
+        positive probability count (the ones :meth:`sample` can draw)."""
+        users = _int_array("users", users)
+        if users.size and users.min() < 0:
+            raise ValueError(f"user indices cannot be negative, found {users.min()}")
+        n_known = len(self._n_pos)
+        if p is None:
+            n_pos, total = self._n_pos, self.n_items
+        else:
+            p = _check_probabilities(p, self.n_items)
+            drawable = p[self._keys % self.n_items] > 0
+            n_pos = np.bincount(self._keys[drawable] // self.n_items, minlength=n_known)
+            total = int((p > 0).sum())
+        out = np.full(len(users), total, dtype=np.int64)
+        inside = users < n_known
+        out[inside] -= n_pos[users[inside]]
+        return out
+
+
+def _check_probabilities(p: np.ndarray, n_items: int) -> np.ndarray:
+    """``p`` as a float64 probability vector of length ``n_items`` (non-negative, finite,
+    summing to 1 within ``np.isclose``), or a ValueError saying what is wrong."""
+    p = np.asarray(p, dtype=np.float64)
+    if p.shape != (n_items,):
+        raise ValueError(f"p must be a probability vector of length n_items={n_items}, got shape {p.shape}")
+    if not np.isfinite(p).all() or (p < 0).any() or not np.isclose(p.sum(), 1):
+        raise ValueError("p must be a probability vector of length n_items: finite, non-negative, "
+                         f"summing to 1 (sum is {p.sum()!r})")
+    return p
+
 
 def sample_negatives(pos_users: np.ndarray, pos_items: np.ndarray, n_items: int,
                      users: np.ndarray | None = None, n: int = 1, seed: int | None = 0,
