@@ -152,3 +152,67 @@ def test_sample_size_reaches_the_power_by_simulation():
 def test_bad_input_is_explained(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# ------------------------------------------------------------------ off-policy evaluation
+def _bandit(n: int, seed: int):
+    """Five actions with click rates ctr; a uniform logging policy; a target policy pi_e."""
+    rng = np.random.default_rng(seed)
+    ctr = np.array([0.01, 0.02, 0.05, 0.03, 0.10])
+    pi0 = np.full(5, 0.2)
+    pie = np.array([0.05, 0.05, 0.3, 0.1, 0.5])
+    a = rng.integers(0, 5, n)
+    r = (rng.random(n) < ctr[a]).astype(float)
+    return a, r, ctr, pi0, pie
+
+
+def test_ips_snips_dr_are_close_to_the_true_value():
+    truth = None
+    est = {"ips": [], "snips": [], "dr": []}
+    cover = 0
+    for seed in range(300):
+        a, r, ctr, pi0, pie = _bandit(4000, seed)
+        truth = float(pie @ ctr)
+        ips = hs.ips_estimate(r, pie[a], pi0[a])
+        cover += ips.low <= truth <= ips.high
+        est["ips"].append(ips.estimate)
+        est["snips"].append(hs.snips_estimate(r, pie[a], pi0[a]).estimate)
+        q = np.full(5, r.mean())                       # a crude reward model: one rate for all
+        est["dr"].append(hs.dr_estimate(r, pie[a], pi0[a], q[a], np.full(len(a), pie @ q)).estimate)
+    for name, v in est.items():                        # unbiased (SNIPS: nearly), within 3 SE
+        v = np.asarray(v)
+        assert abs(v.mean() - truth) < 3 * v.std(ddof=1) / np.sqrt(v.size), name
+    assert 0.9 < cover / 300 < 0.98                    # the 95% interval covers about 95%
+
+
+def test_ope_special_cases():
+    a, r, ctr, pi0, pie = _bandit(2000, 1)
+    # target = logging: IPS and SNIPS are the plain mean reward
+    assert hs.ips_estimate(r, pi0[a], pi0[a]).estimate == pytest.approx(r.mean())
+    assert hs.snips_estimate(r, pi0[a], pi0[a]).estimate == pytest.approx(r.mean())
+    # DR with a zero reward model is IPS; with the true model and true rewards it is exact
+    ips = hs.ips_estimate(r, pie[a], pi0[a])
+    zero = np.zeros(len(a))
+    dr0 = hs.dr_estimate(r, pie[a], pi0[a], zero, zero)
+    assert dr0.estimate == pytest.approx(ips.estimate) and dr0.low == pytest.approx(ips.low)
+    exact = hs.dr_estimate(ctr[a], pie[a], pi0[a], ctr[a], np.full(len(a), pie @ ctr))
+    assert exact.estimate == pytest.approx(pie @ ctr) and exact.half_width == pytest.approx(0, abs=1e-15)
+    # SNIPS is a weighted mean of rewards: inside their range
+    s = hs.snips_estimate(r, pie[a], pi0[a])
+    assert 0 <= s.estimate <= 1 and s.low < s.estimate < s.high
+
+
+def test_ope_bad_inputs():
+    r, pe, p0 = np.array([0.0, 1.0, 0.0]), np.array([0.2, 0.5, 0.1]), np.array([0.25, 0.25, 0.25])
+    with pytest.raises(ValueError, match="one value per logged round"):
+        hs.ips_estimate(r, pe[:2], p0)
+    with pytest.raises(ValueError, match=r"logging_prob must be probabilities in \(0, 1\]"):
+        hs.snips_estimate(r, pe, np.array([0.25, 0.0, 0.25]))
+    with pytest.raises(ValueError, match=r"target_prob must be probabilities"):
+        hs.ips_estimate(r, np.array([0.2, 1.5, 0.1]), p0)
+    with pytest.raises(ValueError, match="all importance weights are 0"):
+        hs.snips_estimate(r, np.zeros(3), p0)
+    with pytest.raises(ValueError, match="one value per round"):
+        hs.dr_estimate(r, pe, p0, np.zeros(2), np.zeros(3))
+    with pytest.raises(ValueError, match="NaN"):
+        hs.ips_estimate(np.array([0.0, np.nan, 1.0]), pe, p0)
