@@ -29,25 +29,34 @@ Speed comes from doing per epoch what others do per sample: one vectorised draw 
 negatives, one shuffle, the epoch's arrays handed to TensorFlow once, and a compiled
 (``tf.function``) training step on large batches. Layer names are fixed (``gmf_user``,
 ``gmf_item``, ``mlp_user``, ``mlp_item``, ``mlp_dense_0`` ..., ``output``) so that
-weights can be moved between models by name.
+weights can be moved between models by name. Optimisation settings come in one
+:class:`helpers.training.TrainConfig`; validation and early stopping follow the book's one
+rule (:func:`helpers.training.run_epochs`: epoch 0, the starting model, is a candidate).
+
+:func:`pretrained_neumf` is the whole pre-training pipeline -- GMF, MLP, fusion,
+fine-tuning -- once for a validation run and once more for the refit on training +
+validation data with the epochs validation chose.
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import keras
 import numpy as np
+import scipy.sparse as sp
 import tensorflow as tf
 
-from helpers.evaluation import evaluate_sampled
+from helpers.evaluation import evaluate_full, evaluate_sampled
+from helpers.repro import seed_everything
 from helpers.sampling import NegativeSampler
-from helpers.training import EpochHistory, compiled_epoch, predict_batched
+from helpers.training import (EpochHistory, TrainConfig, Validation, compiled_epoch, predict_batched,
+                              run_epochs)
 
 __all__ = [
     "build_gmf", "build_mlp", "build_neumf", "load_pretrained", "pair_scorer", "user_scorer",
-    "pointwise_epoch", "weighted_bce", "History", "train_pointwise",
+    "pointwise_epoch", "weighted_bce", "History", "ranking_validation", "train_pointwise",
+    "NeuMFSettings", "PretrainedNeuMF", "pretrained_neumf", "TrainConfig",
 ]
 
 _INIT_STD = 0.01  # N(0, 0.01^2) embeddings, as in the NCF paper's code
@@ -244,100 +253,86 @@ def weighted_bce(y: tf.Tensor, logits: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(w * per_pair) / tf.maximum(tf.reduce_sum(w), 1e-12)
 
 
-@dataclass
-class History(EpochHistory):
-    """What :func:`train_pointwise` records, one entry per epoch.
+History = EpochHistory  # what train_pointwise returns (helpers.training.EpochHistory)
 
-    ``seconds[e]``: cumulative *training* wall time after epoch ``e + 1`` (sampling,
-    shuffling and gradient steps; validation excluded); ``cpu_seconds[e]`` the same in
-    process CPU time (all threads), which is less sensitive to other programs on a shared
-    machine. ``val``: the validation metrics (``HR@10``, ``NDCG@10``, ``MRR``) per epoch,
-    empty without validation data. ``best_epoch`` (1-based): the epoch with the best
-    validation ``monitor`` value (the last epoch without validation); with
-    ``restore_best`` the model ends with that epoch's weights.
+
+def ranking_validation(users: np.ndarray, *, candidates: np.ndarray | None = None,
+                       targets: np.ndarray | None = None, exclude: sp.csr_array | None = None,
+                       monitor: str = "NDCG@10", patience: int | None = None,
+                       restore_best: bool = True) -> Validation:
+    """Validation of a (user, item) -> logit model by ranking each user's held-out item.
+
+    With ``candidates`` (column 0 the held-out item, :func:`helpers.evaluation.sample_candidates`)
+    the report holds the sampled ``HR@10``, ``NDCG@10`` and ``MRR``; with ``targets`` (the
+    held-out items) and ``exclude`` (the users x items training matrix) also the
+    full-ranking ``full HR@10``, ``full NDCG@10`` and ``full MRR`` (every item the user has
+    not interacted with in training is a candidate, :func:`helpers.evaluation.evaluate_full`).
+    ``monitor`` names the metric early stopping follows. Pass validation items here, never
+    test items: choosing epochs on them is selecting on the test set.
     """
+    users = np.asarray(users, dtype=np.int64)
+    if candidates is None and targets is None:
+        raise ValueError("pass candidates (sampled metrics), targets and exclude (full ranking), or both")
+    if (targets is None) != (exclude is None):
+        raise ValueError("full-ranking validation needs both targets and exclude")
+    if candidates is not None and len(candidates) != len(users):
+        raise ValueError(f"one candidate row per user: {len(users)} users, {len(candidates)} rows")
+    if targets is not None and len(targets) != len(users):
+        raise ValueError(f"one target per user: {len(users)} users, {len(targets)} targets")
 
-    val: dict[str, list[float]] = field(default_factory=dict)
-    cpu_seconds: list[float] = field(default_factory=list)
+    def evaluate(model: keras.Model) -> dict[str, float]:
+        report: dict[str, float] = {}
+        if candidates is not None:
+            report.update(evaluate_sampled(pair_scorer(model), users, candidates))
+        if targets is not None:
+            full = evaluate_full(user_scorer(model, exclude.shape[1]), users, targets, exclude)
+            report.update({f"full {k}": v for k, v in full.items()})
+        return report
 
-    def as_dict(self) -> dict[str, list[float]]:
-        """``{"loss": [...], "HR@10": [...], ...}`` for plotting
-        (:func:`helpers.plotting.learning_curves`)."""
-        return {"loss": self.loss, **self.val}
+    return Validation(evaluate, monitor=monitor, patience=patience, restore_best=restore_best)
 
 
-def train_pointwise(model: keras.Model, users: np.ndarray, items: np.ndarray, n_items: int, *,
-                    weights: np.ndarray | None = None,
-                    n_neg: int = 4, epochs: int = 20, batch_size: int = 4096,
-                    learning_rate: float = 5e-3, weight_decay: float = 0.0,
-                    decay_to: float | None = None, decay_epochs: int | None = None,
-                    val_users: np.ndarray | None = None, val_candidates: np.ndarray | None = None,
-                    monitor: str = "NDCG@10", patience: int | None = None,
-                    restore_best: bool = True, seed: int = 0, jit_compile: bool = False,
-                    on_epoch_end: Callable[[int, History], None] | None = None) -> History:
+def train_pointwise(model: keras.Model, users: np.ndarray, items: np.ndarray, n_items: int,
+                    config: TrainConfig | None = None, *, n_neg: int = 4,
+                    weights: np.ndarray | None = None, validation: Validation | None = None,
+                    on_epoch_end: Callable[[int, EpochHistory], None] | None = None) -> EpochHistory:
     r"""Train ``model`` (GMF, MLP or NeuMF) with binary cross-entropy on sampled negatives.
 
     Every epoch draws ``n_neg`` new uniform negatives per positive (never a training
-    positive of that user), shuffles, and runs compiled steps of ``batch_size`` pairs with
-    Adam (AdamW when ``weight_decay > 0``: each step shrinks every weight by
-    ``learning_rate * weight_decay`` times itself, decoupled from the gradient). With
-    ``decay_to`` the learning rate falls linearly from ``learning_rate`` to
-    ``decay_to * learning_rate`` over ``decay_epochs`` (default ``epochs``): refitting for
-    the ``best_epoch`` of a validation run with ``decay_epochs`` set to that run's
-    ``epochs`` replays its learning-rate schedule exactly. With ``weights`` (one per
-    positive, e.g. :func:`helpers.preprocessing.recency_weights`) each batch's loss is the
-    weighted mean :math:`\sum_B w\,\ell / \sum_B w`, a positive's negatives sharing its
-    weight (:func:`pointwise_epoch`). ``jit_compile`` compiles the
-    step with XLA (faster steps, several seconds of compilation per call).
+    positive of that user), shuffles, and runs compiled steps of ``config.batch_size``
+    pairs with the optimiser and learning-rate schedule of ``config``
+    (:class:`helpers.training.TrainConfig`; default ``TrainConfig()``). With ``weights`` (one
+    per positive, e.g. :func:`helpers.preprocessing.recency_weights`) each batch's loss is
+    the weighted mean :math:`\sum_B w\,\ell / \sum_B w`, a positive's negatives sharing its
+    weight (:func:`pointwise_epoch`, :func:`weighted_bce`).
 
-    With ``val_users``/``val_candidates`` (column 0 the held-out item, see
-    :func:`helpers.evaluation.sample_candidates`) the model is evaluated after every epoch;
-    training stops after ``patience`` epochs without a better ``monitor`` value, and with
-    ``restore_best`` the model ends with the weights of its best validation epoch. Test
-    items never enter this function: choosing epochs on them is selecting on the test set.
+    With ``validation`` (e.g. :func:`ranking_validation` on validation items) the model is
+    evaluated before training and after every epoch, and the book's one early-stopping rule
+    applies (:func:`helpers.training.run_epochs`): the model ends with the weights of its
+    best validation epoch, which may be epoch 0, the model it started from. Returns the
+    :class:`helpers.training.EpochHistory`.
     """
+    config = TrainConfig() if config is None else config
     users = np.asarray(users, dtype=np.int64)
     items = np.asarray(items, dtype=np.int64)
     if users.shape != items.shape or users.ndim != 1 or len(users) == 0:
         raise ValueError(f"users and items must be non-empty 1-D arrays of equal length, got {users.shape} and {items.shape}")
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
-    if learning_rate <= 0 or weight_decay < 0:
-        raise ValueError(f"need learning_rate > 0 and weight_decay >= 0, got {learning_rate} and {weight_decay}")
-    if decay_to is not None and not 0.0 <= decay_to <= 1.0:
-        raise ValueError(f"decay_to is a fraction of the learning rate in [0, 1], got {decay_to}")
-    decay_epochs = epochs if decay_epochs is None else int(decay_epochs)
-    if decay_epochs < epochs:
-        raise ValueError(f"decay_epochs ({decay_epochs}) must be >= epochs ({epochs})")
-    validate = val_users is not None
-    if validate != (val_candidates is not None):
-        raise ValueError("pass both val_users and val_candidates, or neither")
-    if patience is not None and not validate:
-        raise ValueError("early stopping (patience) needs validation data")
-
+    if n_neg < 1:
+        raise ValueError(f"n_neg must be >= 1, got {n_neg}")
     if weights is not None:
         weights = np.asarray(weights, dtype=np.float32)
         if weights.shape != users.shape:
             raise ValueError(f"weights must have one entry per positive ({users.shape}), got {weights.shape}")
         if not np.all(np.isfinite(weights)) or weights.min() < 0 or weights.max() == 0:
             raise ValueError("weights must be finite and non-negative, and not all zero")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(config.seed)
     sampler = NegativeSampler(users, items, n_items)
-    n = len(users) * (1 + n_neg)
-    steps_per_epoch = -(-n // batch_size)
-    lr: float | keras.optimizers.schedules.LearningRateSchedule = learning_rate
-    if decay_to is not None:
-        lr = keras.optimizers.schedules.PolynomialDecay(
-            learning_rate, steps_per_epoch * decay_epochs, end_learning_rate=learning_rate * decay_to)
-    opt: keras.optimizers.Optimizer
-    if weight_decay > 0:
-        opt = keras.optimizers.AdamW(lr, weight_decay=weight_decay)
-    else:
-        opt = keras.optimizers.Adam(lr)
+    steps_per_epoch = -(-len(users) * (1 + n_neg) // config.batch_size)
+    opt = config.optimizer(steps_per_epoch)
     variables = model.trainable_variables
     opt.build(variables)
 
-    @tf.function(jit_compile=jit_compile, autograph=False)  # no tensor-dependent Python control flow
+    @tf.function(jit_compile=config.jit_compile, autograph=False)  # no tensor-dependent Python control flow
     def train_step(u: tf.Tensor, i: tf.Tensor, y: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             logits = model([u, i], training=True)
@@ -348,42 +343,91 @@ def train_pointwise(model: keras.Model, users: np.ndarray, items: np.ndarray, n_
         opt.apply_gradients(zip([tf.convert_to_tensor(g) for g in grads], variables))
         return loss
 
-    train_epoch = compiled_epoch(train_step, batch_size)
+    train_epoch = compiled_epoch(train_step, config.batch_size)
 
-    score = pair_scorer(model) if validate else None
-    hist = History()
-    best_value, best_weights, waited = -np.inf, None, 0
-    elapsed = cpu = 0.0
-    for epoch in range(1, epochs + 1):
-        t0, c0 = time.perf_counter(), time.process_time()
+    def one_epoch(epoch: int) -> float:
         u, i, y, w = pointwise_epoch(sampler, users, items, n_neg, rng, weights)
-        loss = float(train_epoch(tf.constant(u), tf.constant(i), tf.constant(y), tf.constant(w)))
-        elapsed += time.perf_counter() - t0
-        cpu += time.process_time() - c0
-        hist.loss.append(loss)
-        hist.seconds.append(elapsed)
-        hist.cpu_seconds.append(cpu)
-        if not np.isfinite(loss):
-            raise FloatingPointError(f"the loss became {loss} in epoch {epoch}: lower learning_rate")
-        if validate:
-            report = evaluate_sampled(score, val_users, val_candidates)
-            for key, value in report.items():
-                hist.val.setdefault(key, []).append(value)
-            if monitor not in report:
-                raise KeyError(f"monitor must be one of {sorted(report)}, got {monitor!r}")
-            if report[monitor] > best_value:
-                best_value, waited, hist.best_epoch = report[monitor], 0, epoch
-                if restore_best:
-                    best_weights = model.get_weights()
-            else:
-                waited += 1
-        else:
-            hist.best_epoch = epoch
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, hist)
-        if patience is not None and waited >= patience:
-            hist.stopped_early = True
-            break
-    if restore_best and best_weights is not None and hist.best_epoch != hist.epochs:
-        model.set_weights(best_weights)
-    return hist
+        return float(train_epoch(tf.constant(u), tf.constant(i), tf.constant(y), tf.constant(w)))
+
+    return run_epochs(model, one_epoch, config.epochs, validation, on_epoch_end=on_epoch_end)
+
+
+# ------------------------------------------------------------------ pre-trained NeuMF
+@dataclass(frozen=True)
+class NeuMFSettings:
+    """Everything that defines pre-trained NeuMF: the sizes (``factors`` of the GMF tower,
+    ``layers`` of the MLP tower), the training settings of its three stages (GMF, MLP,
+    fine-tuning of the fused model), the blend ``alpha`` and the negatives per positive."""
+
+    factors: int
+    layers: tuple[int, ...]
+    gmf: TrainConfig
+    mlp: TrainConfig
+    finetune: TrainConfig
+    alpha: float = 0.5
+    n_neg: int = 4
+
+
+@dataclass
+class PretrainedNeuMF:
+    """The three models of one pre-training run and their histories (keys ``"GMF"``,
+    ``"MLP"``, ``"fine-tune"``). ``epochs`` holds the epochs each stage kept: the best
+    validation epochs after a validation run (fine-tuning 0 = the fused model itself),
+    the requested ones after a refit."""
+
+    gmf: keras.Model
+    mlp: keras.Model
+    neumf: keras.Model
+    histories: dict[str, EpochHistory]
+    epochs: tuple[int, int, int]
+
+
+def pretrained_neumf(n_users: int, n_items: int, users: np.ndarray, items: np.ndarray,
+                     settings: NeuMFSettings, *, weights: np.ndarray | None = None,
+                     validation: Validation | None = None,
+                     epochs: tuple[int, int, int] | None = None, seed: int = 0) -> PretrainedNeuMF:
+    r"""NeuMF with pre-training (He et al., 2017): train GMF and the MLP tower, fuse them
+    (:func:`load_pretrained`, :math:`\alpha` = ``settings.alpha``), fine-tune the fused model.
+
+    * **Validation run** (``validation`` given, ``epochs=None``): each stage runs its
+      config's epochs and keeps its best validation epoch; for fine-tuning, epoch 0 -- the
+      fused model before any fine-tuning -- is a candidate like any other.
+    * **Refit** (``epochs=(gmf, mlp, finetune)``, typically a validation run's ``epochs``,
+      on training + validation data): each stage trains for that many epochs with the
+      learning-rate schedule of its validation run (:meth:`TrainConfig.refit`); 0
+      fine-tuning epochs keep the fused model.
+
+    Every model is built after ``helpers.seed_everything(seed)`` and trained with the loop's
+    seed ``seed``, so a run is reproducible. ``weights`` (one per positive) weight the loss
+    of all three stages.
+    """
+    if validation is not None and epochs is not None:
+        raise ValueError("pass validation (a validation run) or epochs (a refit), not both")
+    if epochs is not None:
+        if len(epochs) != 3 or min(epochs) < 0 or min(epochs[:2]) < 1:
+            raise ValueError(f"epochs = (gmf >= 1, mlp >= 1, finetune >= 0), got {epochs}")
+    stages = {"GMF": settings.gmf, "MLP": settings.mlp, "fine-tune": settings.finetune}
+    if epochs is not None:
+        stages = {name: (cfg.refit(e) if e else None) for (name, cfg), e in zip(stages.items(), epochs)}
+    stages = {name: (cfg.replace(seed=seed) if cfg is not None else None) for name, cfg in stages.items()}
+
+    def fit(model: keras.Model, name: str) -> EpochHistory:
+        return train_pointwise(model, users, items, n_items, stages[name], n_neg=settings.n_neg,
+                               weights=weights, validation=validation)
+
+    histories: dict[str, EpochHistory] = {}
+    seed_everything(seed)
+    gmf = build_gmf(n_users, n_items, settings.factors)
+    histories["GMF"] = fit(gmf, "GMF")
+    seed_everything(seed)
+    mlp = build_mlp(n_users, n_items, settings.layers)
+    histories["MLP"] = fit(mlp, "MLP")
+    seed_everything(seed)
+    neumf = load_pretrained(build_neumf(n_users, n_items, settings.factors, settings.layers), gmf, mlp,
+                            settings.alpha)
+    if stages["fine-tune"] is not None:
+        histories["fine-tune"] = fit(neumf, "fine-tune")
+    else:
+        histories["fine-tune"] = EpochHistory()
+    kept = tuple(h.best_epoch for h in histories.values())
+    return PretrainedNeuMF(gmf, mlp, neumf, histories, kept)  # type: ignore[arg-type]

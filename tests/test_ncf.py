@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 
 from helpers.evaluation import evaluate_sampled, sample_candidates
-from helpers.ncf import (History, build_gmf, build_mlp, build_neumf, load_pretrained, pair_scorer,
-                         pointwise_epoch, train_pointwise, user_scorer)
+from helpers.evaluation import interaction_matrix
+from helpers.ncf import (History, NeuMFSettings, build_gmf, build_mlp, build_neumf, load_pretrained,
+                         pair_scorer, pointwise_epoch, pretrained_neumf, ranking_validation,
+                         train_pointwise, user_scorer)
 from helpers.sampling import NegativeSampler
+from helpers.training import TrainConfig
 
 N_USERS, N_ITEMS = 7, 11
 
@@ -166,9 +169,10 @@ def test_train_pointwise_learns_planted_groups():
     tu, ti, vu, cand, n_items = _planted()
     model = build_neumf(40, n_items, factors=4, layers=(8, 4))
     before = evaluate_sampled(pair_scorer(model), vu, cand)["HR@10"]
-    hist = train_pointwise(model, tu, ti, n_items, n_neg=2, epochs=12, batch_size=64,
-                           learning_rate=0.02, val_users=vu, val_candidates=cand, seed=0)
-    assert isinstance(hist, History) and hist.epochs == 12
+    hist = train_pointwise(model, tu, ti, n_items, TrainConfig(epochs=12, batch_size=64, learning_rate=0.02),
+                           n_neg=2, validation=ranking_validation(vu, candidates=cand))
+    assert isinstance(hist, History) and hist.epochs == 12 and len(hist.val["HR@10"]) == 13
+    assert hist.val["HR@10"][0] == pytest.approx(before)  # epoch 0: the untrained model
     assert hist.loss[-1] < 0.7 * hist.loss[0], hist.loss
     assert np.all(np.diff(hist.seconds) > 0) and len(hist.cpu_seconds) == 12 and hist.cpu_seconds[-1] > 0
     # 9 negatives, about half of them from the user's own group: a model that learned the
@@ -176,10 +180,9 @@ def test_train_pointwise_learns_planted_groups():
     after = evaluate_sampled(pair_scorer(model), vu, cand, ks=(5,))
     assert after["HR@5"] > 0.75, (before, after)
     # the restored weights are those of the best validation epoch
-    best = hist.best_epoch - 1
-    assert hist.val["NDCG@10"][best] == max(hist.val["NDCG@10"])
+    assert hist.best("NDCG@10") == max(hist.val["NDCG@10"]) and hist.best_epoch >= 1
     np.testing.assert_allclose(evaluate_sampled(pair_scorer(model), vu, cand)["NDCG@10"],
-                               hist.val["NDCG@10"][best], rtol=1e-6)
+                               hist.best("NDCG@10"), rtol=1e-6)
 
 
 def test_train_pointwise_early_stopping_and_options():
@@ -187,28 +190,32 @@ def test_train_pointwise_early_stopping_and_options():
     tu, ti, vu, cand, n_items = _planted()
     model = build_gmf(40, n_items, factors=4)
     calls = []
-    hist = train_pointwise(model, tu, ti, n_items, n_neg=1, epochs=30, batch_size=128,
-                           learning_rate=0.5, weight_decay=0.01, decay_to=0.0, val_users=vu,
-                           val_candidates=cand, patience=2, seed=0,
+    cfg = TrainConfig(epochs=30, batch_size=128, learning_rate=0.5, weight_decay=0.01, decay_to=0.0)
+    hist = train_pointwise(model, tu, ti, n_items, cfg, n_neg=1,
+                           validation=ranking_validation(vu, candidates=cand, patience=2),
                            on_epoch_end=lambda e, h: calls.append(e))
     assert calls == list(range(1, hist.epochs + 1))
     assert hist.stopped_early and hist.epochs == hist.best_epoch + 2 < 30
-    assert set(hist.as_dict()) == {"loss", "HR@10", "NDCG@10", "MRR"}
+    assert set(hist.val) == {"HR@10", "NDCG@10", "MRR"}
 
 
 def test_train_pointwise_without_validation_and_errors():
     tu, ti, vu, cand, n_items = _planted()
     model = build_gmf(40, n_items, factors=2)
-    hist = train_pointwise(model, tu, ti, n_items, epochs=2, batch_size=256)
+    hist = train_pointwise(model, tu, ti, n_items, TrainConfig(epochs=2, batch_size=256))
     assert hist.val == {} and hist.best_epoch == 2 and hist.train_seconds > 0
-    with pytest.raises(ValueError, match="patience"):
-        train_pointwise(model, tu, ti, n_items, epochs=2, patience=1)
-    with pytest.raises(ValueError, match="both"):
-        train_pointwise(model, tu, ti, n_items, epochs=2, val_users=vu)
+    with pytest.raises(ValueError, match="targets and exclude"):
+        ranking_validation(vu, targets=cand[:, 0])
+    with pytest.raises(ValueError, match="candidates"):
+        ranking_validation(vu)
+    with pytest.raises(ValueError, match="one candidate row"):
+        ranking_validation(vu[:-1], candidates=cand)
     with pytest.raises(ValueError, match="equal length"):
         train_pointwise(model, tu, ti[:-1], n_items)
+    with pytest.raises(ValueError, match="n_neg"):
+        train_pointwise(model, tu, ti, n_items, n_neg=0)
     with pytest.raises(ValueError, match="decay_to"):
-        train_pointwise(model, tu, ti, n_items, decay_to=2.0)
+        TrainConfig(decay_to=2.0)
 
 
 def test_train_pointwise_weights_are_a_weighted_mean():
@@ -218,8 +225,8 @@ def test_train_pointwise_weights_are_a_weighted_mean():
     def run(weights):
         keras.utils.set_random_seed(5)
         model = build_gmf(40, n_items, factors=3)
-        hist = train_pointwise(model, tu, ti, n_items, weights=weights, n_neg=1, epochs=3,
-                               batch_size=64, learning_rate=0.05, seed=5)
+        hist = train_pointwise(model, tu, ti, n_items, TrainConfig(epochs=3, batch_size=64, learning_rate=0.05, seed=5),
+                               weights=weights, n_neg=1)
         return hist.loss, model.get_weights()
 
     loss_none, w_none = run(None)
@@ -258,8 +265,9 @@ def test_decay_epochs_replays_the_schedule():
     def run(epochs, decay_epochs=None):
         keras.utils.set_random_seed(3)
         model = build_gmf(40, n_items, factors=3)
-        train_pointwise(model, tu, ti, n_items, n_neg=1, epochs=epochs, decay_epochs=decay_epochs,
-                        batch_size=64, learning_rate=0.05, decay_to=0.0, seed=3,
+        cfg = TrainConfig(epochs=epochs, decay_epochs=decay_epochs, batch_size=64, learning_rate=0.05,
+                          decay_to=0.0, seed=3)
+        train_pointwise(model, tu, ti, n_items, cfg, n_neg=1,
                         on_epoch_end=lambda e, h: snapshots.setdefault((epochs, e), model.get_weights()))
         return model.get_weights()
 
@@ -283,3 +291,62 @@ def test_weighted_bce_is_a_weighted_mean_of_per_pair_losses():
     w = np.array([1, 2, 3, 4], dtype=np.float32)
     np.testing.assert_allclose(float(weighted_bce(y, s, w)), (w * per_pair).sum() / w.sum(), rtol=1e-6)
     np.testing.assert_allclose(float(weighted_bce(y, s, 10 * w)), float(weighted_bce(y, s, w)), rtol=1e-6)
+
+
+def test_full_ranking_validation_matches_evaluate_full():
+    from helpers.evaluation import evaluate_full
+
+    tu, ti, vu, cand, n_items = _planted()
+    X = interaction_matrix(tu, ti, 40, n_items)
+    model = build_gmf(40, n_items, factors=3)
+    _randomise(model, 4)
+    report = ranking_validation(vu, candidates=cand, targets=cand[:, 0], exclude=X).evaluate(model)
+    full = evaluate_full(user_scorer(model, n_items), vu, cand[:, 0], X)
+    assert report["full NDCG@10"] == pytest.approx(full["NDCG@10"])
+    assert report["NDCG@10"] == pytest.approx(evaluate_sampled(pair_scorer(model), vu, cand)["NDCG@10"])
+
+
+def test_epoch_zero_keeps_a_model_that_training_only_hurts():
+    """A learning rate far too high wrecks a good model: the best epoch is 0 and the
+    starting weights come back (the rule "keep the fused model if fine-tuning never beats
+    it" lives in the loop)."""
+    keras.utils.set_random_seed(0)
+    tu, ti, vu, cand, n_items = _planted()
+    model = build_gmf(40, n_items, factors=4)
+    val = ranking_validation(vu, candidates=cand)
+    train_pointwise(model, tu, ti, n_items, TrainConfig(epochs=10, batch_size=64, learning_rate=0.05), validation=val)
+    good = [w.copy() for w in model.get_weights()]
+    score = val.evaluate(model)["NDCG@10"]
+    hist = train_pointwise(model, tu, ti, n_items, TrainConfig(epochs=2, batch_size=64, learning_rate=3.0),
+                           validation=val)
+    assert hist.val["NDCG@10"][0] == pytest.approx(score)
+    assert hist.best_epoch == 0 and max(hist.val["NDCG@10"][1:]) < score
+    for a, b in zip(model.get_weights(), good):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_pretrained_neumf_validation_run_and_refit():
+    tu, ti, vu, cand, n_items = _planted()
+    cfg = TrainConfig(epochs=3, batch_size=64, learning_rate=0.02, decay_to=0.0)
+    settings = NeuMFSettings(factors=3, layers=(8, 4), gmf=cfg, mlp=cfg.replace(epochs=4),
+                             finetune=cfg.replace(epochs=2, learning_rate=0.001), n_neg=2)
+    run = pretrained_neumf(40, n_items, tu, ti, settings, validation=ranking_validation(vu, candidates=cand))
+    assert set(run.histories) == {"GMF", "MLP", "fine-tune"}
+    assert run.epochs == tuple(h.best_epoch for h in run.histories.values())
+    assert 0 <= run.epochs[2] <= 2 and len(run.histories["fine-tune"].val["NDCG@10"]) == 3
+    fused_then_tuned = run.histories["fine-tune"].val["NDCG@10"]
+    assert run.histories["fine-tune"].best("NDCG@10") == max(fused_then_tuned)
+    refit = pretrained_neumf(40, n_items, tu, ti, settings, epochs=(2, 3, 0))
+    assert refit.epochs == (2, 3, 0) and refit.histories["fine-tune"].epochs == 0
+    np.testing.assert_allclose(  # no fine-tuning: NeuMF is the 0.5-blend of its two parents
+        pair_scorer(refit.neumf)(vu, cand[:, 0]),
+        0.5 * pair_scorer(refit.gmf)(vu, cand[:, 0]) + 0.5 * pair_scorer(refit.mlp)(vu, cand[:, 0]),
+        rtol=1e-4, atol=1e-5)
+    again = pretrained_neumf(40, n_items, tu, ti, settings, epochs=(2, 3, 0))
+    for a, b in zip(again.neumf.get_weights(), refit.neumf.get_weights()):
+        np.testing.assert_array_equal(a, b)  # seeded: reproducible
+    with pytest.raises(ValueError, match="not both"):
+        pretrained_neumf(40, n_items, tu, ti, settings, epochs=(1, 1, 0),
+                         validation=ranking_validation(vu, candidates=cand))
+    with pytest.raises(ValueError, match="epochs"):
+        pretrained_neumf(40, n_items, tu, ti, settings, epochs=(0, 1, 0))

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import keras
 import tensorflow as tf
 
 import helpers  # noqa: F401
@@ -53,3 +54,75 @@ def test_predict_batched_matches_predict_and_compiles_once():
         predict_batched(model, users, items[:-1])
     h = EpochHistory(loss=[1.0, 0.5], seconds=[0.2, 0.5])
     assert h.epochs == 2 and h.train_seconds == 0.5 and EpochHistory().train_seconds == 0.0
+
+
+def test_train_config_validates_refits_and_reads_choices():
+    from helpers.training import TrainConfig
+
+    cfg = TrainConfig(epochs=8, batch_size=8192, learning_rate=0.02, decay_to=0.0)
+    r = cfg.refit(5)
+    assert (r.epochs, r.decay_epochs, r.learning_rate) == (5, 8, 0.02)
+    assert r.refit(3).decay_epochs == 8  # a refit of a refit keeps the original schedule
+    with pytest.raises(ValueError, match="refit epochs"):
+        cfg.refit(9)
+    with pytest.raises(ValueError, match="refit epochs"):
+        cfg.refit(0)
+    for bad in (dict(epochs=0), dict(batch_size=0), dict(learning_rate=0), dict(weight_decay=-1),
+                dict(decay_to=1.5), dict(epochs=4, decay_epochs=3)):
+        with pytest.raises(ValueError):
+            TrainConfig(**bad)
+    got = TrainConfig.from_dict({"epochs": 8.0, "batch_size": 8192.0, "learning_rate": 0.02,
+                                 "decay_to": 0.0, "model": "GMF", "val NDCG@10": 0.4})
+    assert got == cfg and isinstance(got.batch_size, int)
+    assert isinstance(cfg.optimizer(10), keras.optimizers.Adam)
+    assert isinstance(cfg.replace(weight_decay=0.1).optimizer(10), keras.optimizers.AdamW)
+
+
+def _toy_model():
+    x = keras.Input(shape=(1,))
+    return keras.Model(x, keras.layers.Dense(1, use_bias=False)(x))
+
+
+def test_run_epochs_evaluates_epoch_zero_and_restores_the_best():
+    from helpers.training import Validation, run_epochs
+
+    model = _toy_model()
+    model.set_weights([np.array([[5.0]], dtype=np.float32)])
+    scores = iter([0.5, 0.7, 0.9, 0.6, 0.65, 0.62])  # epoch 0, 1, 2, ...
+
+    def epoch_fn(epoch):
+        model.set_weights([np.array([[float(epoch)]], dtype=np.float32)])
+        return 1.0 / epoch
+
+    seen = []
+    val = Validation(lambda m: {"NDCG@10": next(scores)}, patience=2)
+    h = run_epochs(model, epoch_fn, 10, val, on_epoch_end=lambda e, hist: seen.append(e))
+    assert h.val["NDCG@10"][:4] == [0.5, 0.7, 0.9, 0.6] and h.best_epoch == 2 and h.best("NDCG@10") == 0.9
+    assert h.stopped_early and h.epochs == 4 and seen == [1, 2, 3, 4]
+    assert model.get_weights()[0][0, 0] == 2.0
+    assert len(h.seconds) == len(h.cpu_seconds) == 4
+
+
+def test_run_epochs_keeps_the_starting_model_and_minimises():
+    from helpers.training import Validation, run_epochs
+
+    model = _toy_model()
+    model.set_weights([np.array([[5.0]], dtype=np.float32)])
+
+    def epoch_fn(epoch):
+        model.set_weights([np.array([[float(epoch)]], dtype=np.float32)])
+        return 0.1
+
+    h = run_epochs(model, epoch_fn, 3, Validation(lambda m: {"NDCG@10": 0.9 - 0.1 * float(m.get_weights()[0][0, 0] != 5)}))
+    assert h.best_epoch == 0 and model.get_weights()[0][0, 0] == 5.0 and h.epochs == 3
+    rmse = Validation(lambda m: {"RMSE": abs(float(m.get_weights()[0][0, 0]) - 2)}, monitor="RMSE", mode="min")
+    h = run_epochs(model, epoch_fn, 3, rmse)
+    assert h.best_epoch == 2 and model.get_weights()[0][0, 0] == 2.0
+    with pytest.raises(KeyError, match="monitor"):
+        run_epochs(model, epoch_fn, 1, Validation(lambda m: {"HR@10": 0.1}))
+    with pytest.raises(FloatingPointError):
+        run_epochs(model, lambda e: float("nan"), 1)
+    with pytest.raises(ValueError, match="mode"):
+        Validation(lambda m: {}, mode="up")
+    h = run_epochs(model, epoch_fn, 2)
+    assert h.best_epoch == 2 and h.val == {}
