@@ -405,13 +405,15 @@ def _classify(exc: BaseException, timeout: float) -> tuple[str, bool, str]:
             return _classify(inner, timeout)
         return f"{inner}", True, "network"
     if isinstance(exc, socket.gaierror):
-        return f"cannot resolve the host name ({exc.strerror or exc}): offline, or DNS is down", True, "network"
+        reason = f"cannot resolve the host name ({exc.strerror or exc}): offline, or DNS is down"
+        return reason, True, "network"
     if isinstance(exc, FileNotFoundError):
         return f"no such file ({exc.filename or exc})", False, "missing"
     if isinstance(exc, (TimeoutError, socket.timeout)):
         return f"timed out (no answer within {timeout:g} s)", True, "network"
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate verification failed ({exc.verify_message or exc})", False, "network"
+        detail = getattr(exc, "verify_message", None) or exc
+        return f"TLS certificate verification failed ({detail})", False, "network"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused", True, "network"
     if isinstance(exc, http.client.IncompleteRead):

@@ -8,9 +8,12 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import shutil
 import socket
+import ssl
 import threading
 import time
+import urllib.error
 import zipfile
 from pathlib import Path
 
@@ -470,6 +473,31 @@ def test_loose_files_dead_source_is_not_retried_for_each_file(tmp_path, server, 
     t0 = time.perf_counter()
     data.fetch("loose", tmp_path, progress=False, timeout=0.3, attempts=1)
     assert time.perf_counter() - t0 < 2  # one time-out, not one per file
+
+
+def test_expired_certificate_is_not_retried(tmp_path, server, monkeypatch):
+    """The GroupLens case (28 Aug 2026): TLS verification fails; go to the mirror at once."""
+    base_url, routes, _ = server
+    routes["/mirror/toy.zip"] = toy_archive()
+    official = "https://expired.invalid/toy.zip"
+    register(monkeypatch, official, None, mirrors=[base_url + "/mirror/toy.zip"])
+    real, calls = data._download, []
+
+    def fake(url, dest, **kw):
+        calls.append(url)
+        if url == official:
+            raise urllib.error.URLError(ssl.SSLCertVerificationError(
+                1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: certificate has expired"))
+        return real(url, dest, **kw)
+
+    monkeypatch.setattr(data, "_download", fake)
+    data.fetch("toy", tmp_path, progress=False, attempts=3)
+    assert calls == [official, base_url + "/mirror/toy.zip"]
+    routes.clear()
+    shutil.rmtree(tmp_path / "toy")
+    with pytest.raises(DataError, match=r"expired.invalid/toy.zip \(official\): TLS certificate "
+                                        r"verification failed .*certificate has expired"):
+        data.fetch("toy", tmp_path, progress=False, attempts=3)
 
 
 def test_fetch_rejects_bad_settings(tmp_path):

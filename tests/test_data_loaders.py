@@ -49,7 +49,8 @@ LASTFM = {
     "artists.dat": ("id\tname\turl\tpictureURL\n"
                     "1\tMALICE MIZER\thttp://www.last.fm/music/MALICE+MIZER\thttp://x/1.jpg\n"
                     '7\t"Weird Al" Yankovic\thttp://www.last.fm/music/Weird\t\n'
-                    "9\tSigur Rós\thttp://www.last.fm/music/Sigur+R%C3%B3s\thttp://x/9.jpg\n").encode("utf-8"),
+                    "9\tSigur Rós\thttp://www.last.fm/music/Sigur+R%C3%B3s\thttp://x/9.jpg\n"
+                    ).encode("utf-8"),
     "readme.txt": "Iv\xe1n Cantador\n".encode("latin-1"),
     "tags.dat": crlf("tagID\ttagValue\n1\tmetal\n7982\tfu\xdfball\n11213\tdie \xc4rzte\n", "latin-1"),
     "user_artists.dat": crlf("userID\tartistID\tweight\n2\t1\t13883\n2\t9\t5\n3\t7\t352698\n"),
