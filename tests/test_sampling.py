@@ -56,3 +56,42 @@ def test_dense_table_and_binary_search_agree(monkeypatch):
     assert dense._dense is not None and sparse._dense is None
     np.testing.assert_array_equal(dense.is_positive(qu, qi), sparse.is_positive(qu, qi))
     np.testing.assert_array_equal(dense.sample(users, 3, rng=1), sparse.sample(users, 3, rng=1))
+
+
+def test_unseen_items_and_counts():
+    s = NegativeSampler(np.array([0, 0, 1]), np.array([1, 3, 0]), 5)
+    assert s.unseen_items(0).tolist() == [0, 2, 4]
+    assert s.unseen_items(7).tolist() == [0, 1, 2, 3, 4]          # an unseen user
+    assert s.n_unseen(np.array([0, 1, 7])).tolist() == [3, 4, 5]
+    p = np.array([0.0, 0.5, 0.0, 0.25, 0.25])
+    assert s.n_unseen(np.array([0, 1, 7]), p).tolist() == [1, 3, 3]  # only items with p > 0
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: NegativeSampler(np.array([0, -1]), np.array([0, 1]), 3), "negative"),
+    (lambda: NegativeSampler(np.array([0, 1]), np.array([0, 1.5]), 3), "whole numbers"),
+    (lambda: NegativeSampler(np.array([0, 1]), np.array([0]), 3), "equal length"),
+    (lambda: NegativeSampler(np.array([0]), np.array([0]), 0), "n_items"),
+    (lambda: NegativeSampler(np.array([0]), np.array([0]), 3).is_positive(np.array([0]), np.array([3])),
+     r"\[0, 3\)"),
+    (lambda: NegativeSampler(np.array([0]), np.array([0]), 3).is_positive(np.array([-1]), np.array([0])),
+     "negative"),
+    (lambda: NegativeSampler(np.array([0]), np.array([0]), 3).sample(np.array([0]), -1), "n must be"),
+    (lambda: NegativeSampler(np.array([0]), np.array([0]), 3).sample(np.array([0]), 1.0), "n must be"),
+    (lambda: NegativeSampler(np.array([0]), np.array([0]), 3).sample(np.array([-2]), 1), "negative"),
+    (lambda: NegativeSampler(np.array([0]), np.array([0]), 3).sample(np.array([0]), 1,
+                                                                     p=np.array([0.5, 0.5, np.nan])), "finite"),
+    (lambda: NegativeSampler(np.array([0]), np.array([0]), 3).sample(np.array([0]), 1,
+                                                                     p=np.array([1.0, 0.0, 0.0])), "p > 0"),
+])
+def test_bad_inputs_raise_a_value_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_out_of_range_items_no_longer_alias_another_users_keys():
+    # with 3 items, (user 0, item 3) has the key of (user 1, item 0): it used to read as a positive
+    s = NegativeSampler(np.array([1]), np.array([0]), 3)
+    assert s.is_positive(np.array([1]), np.array([0])).tolist() == [True]
+    with pytest.raises(ValueError, match="item indices"):
+        s.is_positive(np.array([0]), np.array([3]))
