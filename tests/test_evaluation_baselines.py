@@ -285,9 +285,14 @@ def _planted_blocks(n_users=60, n_items=40, seed=0):
     lambda x, s: b.implicit_als(x, factors=4, regularization=0.1, alpha=5.0, iterations=10, seed=s),
     lambda x, s: b.implicit_bpr(x, factors=4, learning_rate=0.05, regularization=0.01, iterations=200, seed=s),
 ])
-def test_implicit_factor_models_learn_blocks_and_are_seeded(fit):
+def test_implicit_factor_models_learn_blocks_and_are_seeded(fit, capfd):
+    import warnings
+
     x = _planted_blocks()
-    u, v = fit(x, 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")      # e.g. implicit's OpenBLAS threadpool warning
+        u, v = fit(x, 0)
+    assert capfd.readouterr().err == ""    # nothing on stderr (a chapter would fail)
     assert u.dtype == np.float64 and u.shape[0] == 60 and v.shape[0] == 40 and u.shape[1] == v.shape[1]
     scores = u @ v.T
     own = np.array([[(i >= 20) == (user % 2 == 1) for i in range(40)] for user in range(60)])
