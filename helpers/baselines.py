@@ -13,6 +13,8 @@
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -180,8 +182,20 @@ def _implicit_input(train: sp.csr_array | sp.spmatrix) -> sp.csr_matrix:
     return x
 
 
+def _factor_callback(model, callback):
+    if callback is None:
+        return None
+
+    def on_iteration(iteration: int, *_: object) -> None:
+        callback(int(iteration) + 1, np.asarray(model.user_factors, np.float64),
+                 np.asarray(model.item_factors, np.float64))
+
+    return on_iteration
+
+
 def implicit_als(train: sp.csr_array | sp.spmatrix, factors: int = 64, regularization: float = 0.1,
-                 alpha: float = 1.0, iterations: int = 15, seed: int = 0
+                 alpha: float = 1.0, iterations: int = 15, seed: int = 0,
+                 callback: Callable[[int, np.ndarray, np.ndarray], None] | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
     r"""iALS (Hu, Koren & Volinsky, 2008) with the ``implicit`` library: user and item
     factors minimising
@@ -196,7 +210,9 @@ def implicit_als(train: sp.csr_array | sp.spmatrix, factors: int = 64, regulariz
     confidence of an interaction is :math:`\alpha` times that of a non-interaction.
     ``train`` is the binary users x items matrix. Returns ``(user_factors, item_factors)``
     as float64 arrays; a user's scores are ``user_factors[u] @ item_factors.T``. One thread
-    and a fixed ``seed``: the same call gives the same factors.
+    and a fixed ``seed``: the same call gives the same factors. ``callback(iteration,
+    user_factors, item_factors)`` is called after every iteration (1-based) with the current
+    factors (float64 copies), e.g. to validate every iteration count in one fit.
     """
     import implicit.cpu.als
     from threadpoolctl import threadpool_limits
@@ -208,12 +224,13 @@ def implicit_als(train: sp.csr_array | sp.spmatrix, factors: int = 64, regulariz
         model = implicit.cpu.als.AlternatingLeastSquares(
             factors=int(factors), regularization=float(regularization), alpha=float(alpha),
             iterations=int(iterations), num_threads=1, random_state=int(seed))
-        model.fit(_implicit_input(train), show_progress=False)
+        model.fit(_implicit_input(train), show_progress=False, callback=_factor_callback(model, callback))
     return np.asarray(model.user_factors, np.float64), np.asarray(model.item_factors, np.float64)
 
 
 def implicit_bpr(train: sp.csr_array | sp.spmatrix, factors: int = 64, learning_rate: float = 0.01,
-                 regularization: float = 0.01, iterations: int = 100, seed: int = 0
+                 regularization: float = 0.01, iterations: int = 100, seed: int = 0,
+                 callback: Callable[[int, np.ndarray, np.ndarray], None] | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
     r"""BPR-MF (Rendle et al., 2009) with the ``implicit`` library: stochastic gradient
     ascent on
@@ -225,6 +242,8 @@ def implicit_bpr(train: sp.csr_array | sp.spmatrix, factors: int = 64, learning_
     Returns ``(user_factors, item_factors)`` as float64 arrays, the item bias folded in as
     one extra column (the user's column is 1), so a user's scores are
     ``user_factors[u] @ item_factors.T``. One thread and a fixed ``seed``: reproducible.
+    ``callback(iteration, user_factors, item_factors)`` is called after every iteration, as
+    in :func:`implicit_als`.
     """
     import implicit.cpu.bpr
     from threadpoolctl import threadpool_limits
@@ -236,7 +255,7 @@ def implicit_bpr(train: sp.csr_array | sp.spmatrix, factors: int = 64, learning_
         model = implicit.cpu.bpr.BayesianPersonalizedRanking(
             factors=int(factors), learning_rate=float(learning_rate), regularization=float(regularization),
             iterations=int(iterations), num_threads=1, random_state=int(seed))
-        model.fit(_implicit_input(train), show_progress=False)
+        model.fit(_implicit_input(train), show_progress=False, callback=_factor_callback(model, callback))
     return np.asarray(model.user_factors, np.float64), np.asarray(model.item_factors, np.float64)
 
 

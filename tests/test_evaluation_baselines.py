@@ -308,3 +308,15 @@ def test_implicit_factor_models_reject_bad_settings():
         b.implicit_als(x, factors=0)
     with pytest.raises(ValueError, match="learning_rate"):
         b.implicit_bpr(x, learning_rate=0.0)
+
+
+@pytest.mark.parametrize("fit", [b.implicit_als, b.implicit_bpr])
+def test_implicit_callback_sees_every_iteration_as_a_shorter_fit_would(fit):
+    x = _planted_blocks()
+    seen = {}
+    u, v = fit(x, factors=3, iterations=4, seed=1, callback=lambda it, uf, vf: seen.__setitem__(it, (uf, vf)))
+    assert sorted(seen) == [1, 2, 3, 4]
+    np.testing.assert_allclose(seen[4][0], u)
+    u2, v2 = fit(x, factors=3, iterations=2, seed=1)
+    np.testing.assert_allclose(seen[2][0], u2, rtol=1e-6)
+    np.testing.assert_allclose(seen[2][1], v2, rtol=1e-6)
