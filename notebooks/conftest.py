@@ -13,7 +13,7 @@ runs). This plugin, active whenever pytest collects this folder, adds three thin
    executed and renders it without running it again -- CI pays for one execution per chapter.
    A chapter that changed after the nbval run, or failed in it, is executed by the build.
 3. **A visible budget.** Each chapter's execution time is printed at the end of the run and
-   written to ``_build/chapter_times.json`` (``python -m helpers.budget`` prints it again).
+   written to ``_build/chapter_times.json`` (``python tools/chapter_times.py`` prints it again).
 """
 from __future__ import annotations
 
