@@ -4,7 +4,10 @@ Importing this package first keeps TensorFlow's start-up noise (oneDNN, CUDA and
 messages written straight to the process's stderr) out of notebook output: see
 :mod:`helpers.quiet`. Modules, one concern each:
 
-- :mod:`helpers.data` -- dataset registry, checksummed download, MovieLens loaders;
+- :mod:`helpers.data` -- dataset registry, checksummed download with mirrors, loaders for
+  MovieLens, HetRec Last.fm, the DKN Bing News sample and the Open Bandit sample;
+- :mod:`helpers.protocol` -- the book's canonical leave-last-out split and candidate set;
+- :mod:`helpers.tuning` -- validated settings written by search scripts, read by chapters;
 - :mod:`helpers.encoding` -- contiguous id encoding;
 - :mod:`helpers.splits` -- random, temporal, leave-last-out splits;
 - :mod:`helpers.sampling` -- vectorised negative sampling;
