@@ -1,4 +1,4 @@
-"""Train/test splits: random, per-user temporal, and leave-last-out.
+"""Train/test splits: random, per-user temporal, leave-last-out, and one global timeline.
 
 Ties matter. In MovieLens 100K many users rated several films within the same second, so
 "the latest interaction" is ambiguous. Every function here breaks equal timestamps by the
@@ -78,3 +78,79 @@ def random_split(df: pd.DataFrame, test_fraction: float = 0.2, seed: int = 0
     test = np.zeros(len(df), dtype=bool)
     test[rng.choice(len(df), size=int(round(len(df) * test_fraction)), replace=False)] = True
     return df[~test], df[test]
+
+
+# ------------------------------------------------------------------- a global timeline
+def time_cutoff(df: pd.DataFrame, cutoff_quantile: float, time_col: str = "timestamp") -> pd.Timestamp:
+    r"""The moment :math:`T` that splits ``df`` on one global timeline: the timestamp of the
+    row at position :math:`\lfloor q\,n \rfloor` when all ``n`` rows are ordered by time
+    (ties in file order), so that about a share ``q`` of the rows is earlier than :math:`T`.
+    """
+    _check(df, [time_col])
+    if not 0 < cutoff_quantile < 1:
+        raise ValueError(f"cutoff_quantile must be in (0, 1), e.g. 0.8; got {cutoff_quantile}")
+    if len(df) == 0:
+        raise ValueError("cannot place a cutoff in an empty DataFrame")
+    t = df[time_col].to_numpy()
+    order = np.argsort(t, kind="stable")
+    return pd.Timestamp(t[order[int(cutoff_quantile * len(df))]])
+
+
+def global_time_split(df: pd.DataFrame, cutoff_quantile: float = 0.8, user_col: str = "user_id",
+                      time_col: str = "timestamp", next_only: bool = False
+                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split every user on one global timeline (Ji et al., TOIS 2023): nothing in training is
+    later than anything in test.
+
+    With :math:`T` = :func:`time_cutoff` ``(df, cutoff_quantile)``, **train** is every row
+    with timestamp :math:`< T`, of every user. **test** holds rows at or after :math:`T` of
+    users who have at least one training row (a user first seen after :math:`T` is a
+    cold-start user, whom a collaborative model cannot score). With ``next_only=True`` test
+    keeps only each such user's *first* row at or after :math:`T` (ties in file order), the
+    global-timeline analogue of leave-last-out's one held-out item; the user's later rows are
+    then in neither part. Rows at or after :math:`T` that are not in test are dropped.
+    Returns ``(train, test)`` with the original index and row order.
+
+    Unlike :func:`leave_last_out`, which is per user, no training row of *any* user is later
+    than a test moment; the price is that only users active on both sides of :math:`T` are
+    tested (see :func:`later_training_share`).
+    """
+    _check(df, [user_col, time_col])
+    cutoff = time_cutoff(df, cutoff_quantile, time_col)
+    before = (df[time_col] < cutoff).to_numpy()
+    known = df[user_col].isin(pd.unique(df.loc[before, user_col])).to_numpy()
+    future = ~before & known
+    if next_only and future.any():
+        sub = df[future]
+        order = np.lexsort((np.arange(len(sub)), sub[time_col].to_numpy(), sub[user_col].to_numpy()))
+        u_sorted = sub[user_col].to_numpy()[order]
+        first = order[np.r_[True, u_sorted[1:] != u_sorted[:-1]]]
+        keep = np.flatnonzero(future)[first]
+        future = np.zeros(len(df), dtype=bool)
+        future[keep] = True
+    return df[before], df[future]
+
+
+def later_training_share(train: pd.DataFrame, test: pd.DataFrame, user_col: str = "user_id",
+                         time_col: str = "timestamp") -> pd.Series:
+    r"""Per test user, the share of *all* training rows (any user's) that are later than the
+    moment the user is tested:
+
+    .. math:: s_u = \frac{|\{(v, j, t) \in \text{train} : t > t_u\}|}{|\text{train}|},
+              \qquad t_u = \min\{t : (u, j, t) \in \text{test}\}.
+
+    :math:`s_u = 0` for every user means that no model trained on ``train`` has seen what
+    happened after any test moment (a global-timeline split). Under
+    :func:`leave_last_out` :math:`s_u` is large for users who left early: the model learns
+    from interactions that did not exist yet when they made their last one (Ji et al.,
+    TOIS 2023). Equal timestamps do not count as later. Returns a Series indexed by user,
+    sorted by user.
+    """
+    _check(train, [time_col])
+    _check(test, [user_col, time_col])
+    if len(train) == 0 or len(test) == 0:
+        raise ValueError(f"train and test must be non-empty, got {len(train)} and {len(test)} rows")
+    t_train = np.sort(train[time_col].to_numpy())
+    moment = test.groupby(user_col, sort=True)[time_col].min()
+    later = len(t_train) - np.searchsorted(t_train, moment.to_numpy(), side="right")
+    return pd.Series(later / len(t_train), index=moment.index, name="later_training_share")
