@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 from helpers import metrics
 from helpers.metrics import _check_int, _int_array
-from helpers.sampling import NegativeSampler
+from helpers.sampling import NegativeSampler, _check_probabilities
 
 
 def interaction_matrix(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int,
@@ -77,6 +77,8 @@ def sample_candidates(known_users: np.ndarray, known_items: np.ndarray, n_items:
         raise ValueError(f"test_users and test_items must have equal length, got {test_users.shape} "
                          f"and {test_items.shape}")
     sampler = NegativeSampler(known_users, known_items, n_items)
+    if p is not None:
+        p = _check_probabilities(p, sampler.n_items)
     if test_items.size and (test_items.min() < 0 or test_items.max() >= sampler.n_items):
         raise ValueError(f"test_items must lie in [0, {sampler.n_items}), got values in "
                          f"[{test_items.min()}, {test_items.max()}]")
@@ -206,7 +208,8 @@ def evaluate_full(score_users: Callable[[np.ndarray], np.ndarray], users: np.nda
     """Rank each held-out item among all items not in the user's training interactions.
 
     ``score_users(users)`` returns a ``(len(users), n_items)`` score matrix; it is called
-    in batches of ``batch_size`` users.
+    in batches of ``batch_size`` users (an integer >= 1). ``users`` index rows of ``train``;
+    a score matrix of another shape is a ValueError. Ranks as in :func:`full_ranks`.
     """
     users = _int_array("users", users)
     targets = _int_array("targets", targets)

@@ -72,14 +72,16 @@ def _same_shape(names: tuple[str, str], a: np.ndarray, b: np.ndarray) -> None:
 
 
 def _pair(a: np.ndarray, b: np.ndarray, names: tuple[str, str] = ("y_true", "y_pred"),
-          finite: bool = True) -> tuple[np.ndarray, np.ndarray]:
+          finite: bool = True, check_b: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Both inputs as flat float64 arrays of equal length; NaN (and, with ``finite``, inf)
+    is a ValueError, in ``b`` only if ``check_b``."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     _same_shape(names, a, b)
     a, b = a.ravel(), b.ravel()
     if a.size == 0:
         raise ValueError(f"empty input: {names[0]} and {names[1]} need at least one value")
-    for name, x in zip(names, (a, b)):
+    for name, x in zip(names, (a, b) if check_b else (a,)):
         _no_nan(name, x)
         if finite and np.isinf(x).any():
             raise ValueError(f"{name} contain inf at position {int(np.flatnonzero(np.isinf(x))[0])}: "
@@ -98,14 +100,17 @@ def rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     r"""Root mean squared error, :math:`\sqrt{\frac1n \sum_i (y_i - \hat y_i)^2}`.
 
     Arrays of the same shape (or differing only by length-1 axes, e.g. a Keras ``(n, 1)``
-    output); NaN or infinite values raise a ValueError."""
-    y_true, y_pred = _pair(y_true, y_pred)
+    output). ``y_true`` must be finite (NaN or inf there is a ValueError). Predictions are
+    not checked: a diverged model's NaN or inf predictions give an RMSE of ``nan`` or
+    ``inf``, which a training loop tests with ``np.isfinite`` to stop the run (chapter 5)."""
+    y_true, y_pred = _pair(y_true, y_pred, check_b=False)
     return float(np.sqrt(np.mean((y_true - y_pred) ** 2)))
 
 
 def mae(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    r"""Mean absolute error, :math:`\frac1n \sum_i |y_i - \hat y_i|` (inputs as for :func:`rmse`)."""
-    y_true, y_pred = _pair(y_true, y_pred)
+    r"""Mean absolute error, :math:`\frac1n \sum_i |y_i - \hat y_i|` (inputs as for :func:`rmse`:
+    ``nan``/``inf`` predictions give ``nan``/``inf``)."""
+    y_true, y_pred = _pair(y_true, y_pred, check_b=False)
     return float(np.mean(np.abs(y_true - y_pred)))
 
 

@@ -158,7 +158,7 @@ def test_top_k_infinities_and_excluded_items():
     (lambda: m.auc_from_ranks([0, 5], 5), "impossible"),
     (lambda: m.auc_from_ranks([0], 1), "integer >= 2"),
     (lambda: m.rmse([1.0, np.nan], [1.0, 2.0]), "NaN"),
-    (lambda: m.mae([1.0, 2.0], [1.0, np.inf]), "inf"),
+    (lambda: m.mae([1.0, np.inf], [1.0, 2.0]), "inf"),
     (lambda: m.rmse(np.zeros((2, 3)), np.zeros((3, 2))), "same length"),
     (lambda: m.rmse([], []), "empty"),
     (lambda: m.auc([0, 1, 2], [0.1, 0.2, 0.3]), "binary labels"),
@@ -193,6 +193,8 @@ def test_documented_edge_answers():
     assert m.rank_of_target([[-np.inf, -np.inf, 1.0, np.inf]], 0).tolist() == [3]
     assert m.rank_of_target([[np.inf, np.inf, 1.0]], 0).tolist() == [1]
     assert m.auc([0, 1, 0, 1], [-np.inf, np.inf, 0.0, 0.0]) == pytest.approx(0.875)
+    # a diverged model's predictions give a non-finite RMSE that a training loop can test
+    assert np.isnan(m.rmse([1.0, 2.0], [1.0, np.nan])) and m.mae([1.0, 2.0], [1.0, np.inf]) == np.inf
     # Keras-style (n, 1) predictions are accepted against (n,) labels
     assert m.rmse(np.array([1.0, 2.0]), np.array([[1.0], [4.0]])) == pytest.approx(np.sqrt(2))
     # whole-number floats are accepted where integers are expected
