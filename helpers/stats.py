@@ -8,8 +8,9 @@ functions put an interval around it or test a difference:
 * :func:`paired_t_test`, :func:`paired_bootstrap_test` -- two models scored on the *same*
   users (pair the per-user metrics; far more sensitive than comparing two means);
 * :func:`welch_t_test` -- two independent groups (e.g. revenue per visitor in two arms);
-* :func:`proportion_interval`, :func:`two_proportion_z_test`,
-  :func:`sample_size_two_proportions` -- click-through and conversion rates in A/B tests;
+* :func:`proportion_interval`, :func:`two_proportion_z_test` (and its vectorised
+  :func:`two_proportion_p_values`), :func:`sample_size_two_proportions` -- click-through
+  and conversion rates in A/B tests;
 * :func:`ips_estimate`, :func:`snips_estimate`, :func:`dr_estimate` -- off-policy
   evaluation: the value (e.g. CTR) a *new* policy would have had, estimated from the log of
   the *old* one, with a normal-approximation interval.
@@ -257,6 +258,30 @@ def two_proportion_z_test(successes_a: int, n_a: int, successes_b: int, n_b: int
     se = np.sqrt(pa * (1 - pa) / na + pb * (1 - pb) / nb)
     h = float(stats.norm.ppf((1 + c) / 2) * se)
     return TestResult(pb - pa, pb - pa - h, pb - pa + h, float(z), p, c, "two-proportion z-test")
+
+
+def two_proportion_p_values(successes_a: np.ndarray, n_a: np.ndarray, successes_b: np.ndarray,
+                            n_b: np.ndarray) -> np.ndarray:
+    r"""Two-sided p-values of the pooled two-proportion z-test of :func:`two_proportion_z_test`
+    for many experiments at once (simulations of power, false alarms or peeking):
+
+    .. math:: z = \frac{x_b/n_b - x_a/n_a}{\sqrt{\hat p(1-\hat p)(1/n_a + 1/n_b)}},\quad
+              \hat p = \frac{x_a + x_b}{n_a + n_b},\quad p = 2\,(1 - \Phi(|z|)).
+
+    Arguments broadcast against each other. Where the pooled rate is 0 or 1 (no variation)
+    the data hold no evidence and the p-value is 1 (the scalar function raises instead).
+    """
+    xa, na, xb, nb = (np.asarray(v, dtype=np.float64) for v in (successes_a, n_a, successes_b, n_b))
+    for name, x, n in (("arm a", xa, na), ("arm b", xb, nb)):
+        if not (np.isfinite(x).all() and np.isfinite(n).all()) or (x != np.round(x)).any() or (n != np.round(n)).any():
+            raise ValueError(f"{name}: counts must be whole numbers")
+        if (n < 1).any() or (x < 0).any() or (x > n).any():
+            raise ValueError(f"{name}: need n >= 1 and 0 <= successes <= n")
+    pool = (xa + xb) / (na + nb)
+    var = pool * (1 - pool) * (1 / na + 1 / nb)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(var > 0, (xb / nb - xa / na) / np.sqrt(np.where(var > 0, var, 1.0)), 0.0)
+    return 2 * stats.norm.sf(np.abs(z))
 
 
 def sample_size_two_proportions(p_a: float, p_b: float, alpha: float = 0.05,

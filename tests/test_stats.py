@@ -216,3 +216,22 @@ def test_ope_bad_inputs():
         hs.dr_estimate(r, pe, p0, np.zeros(2), np.zeros(3))
     with pytest.raises(ValueError, match="NaN"):
         hs.ips_estimate(np.array([0.0, np.nan, 1.0]), pe, p0)
+
+
+def test_two_proportion_p_values_match_the_scalar_test():
+    rng = np.random.default_rng(4)
+    na, nb = rng.integers(50, 5000, 200), rng.integers(50, 5000, 200)
+    xa, xb = rng.binomial(na, 0.05), rng.binomial(nb, 0.06)
+    p = hs.two_proportion_p_values(xa, na, xb, nb)
+    ref = [hs.two_proportion_z_test(a, m, b, n).p_value for a, m, b, n in zip(xa, na, xb, nb)]
+    np.testing.assert_allclose(p, ref, rtol=1e-12)
+    # broadcasting: one control arm against many treatment arms; no variation gives p = 1
+    assert hs.two_proportion_p_values(10, 100, np.array([10, 20]), 100).shape == (2,)
+    np.testing.assert_array_equal(hs.two_proportion_p_values([0, 5], 10, [0, 5], 10), [1.0, 1.0])
+
+
+def test_two_proportion_p_values_bad_counts():
+    with pytest.raises(ValueError, match="arm a"):
+        hs.two_proportion_p_values(11, 10, 1, 10)
+    with pytest.raises(ValueError, match="whole numbers"):
+        hs.two_proportion_p_values(1, 10, 1.5, 10)
