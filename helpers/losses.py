@@ -2,8 +2,9 @@ r"""Loss functions for recommendation, from scratch in NumPy (chapter 4).
 
 Every loss takes the model's raw outputs and the targets and returns the mean over all
 elements (``reduction="mean"``, Keras's default ``"sum_over_batch_size"``) or the
-element-wise values (``reduction="none"``). Each has a ``*_grad`` companion: the derivative
-of the *element-wise* loss with respect to the model output, which is what a hand-written
+element-wise values (``reduction="none"``). Each of the nine losses has a ``*_grad``
+companion: the derivative of the *element-wise* loss with respect to the model output (the
+prediction, the probability, the logits or the pair of scores), which is what a hand-written
 training loop multiplies into the chain rule (divide by the batch size for the mean).
 
 Three families, by the task they fit:
@@ -155,6 +156,15 @@ def smooth_l1(y_true: np.ndarray, y_pred: np.ndarray, beta: float = 1.0, reducti
     return _reduce(np.asarray(huber(y_true, y_pred, delta=beta, reduction="none")) / beta, reduction)
 
 
+def smooth_l1_grad(y_true: np.ndarray, y_pred: np.ndarray, beta: float = 1.0) -> np.ndarray:
+    r""":math:`\partial \ell_\beta / \partial \hat y = \operatorname{clip}(e/\beta, -1, 1)`
+    (:math:`e/\beta` inside the quadratic zone, :math:`\operatorname{sign}(e)` beyond it)."""
+    if beta <= 0:
+        raise ValueError(f"beta must be > 0, got {beta}")
+    y, p = _pair(y_true, y_pred)
+    return np.clip((p - y) / beta, -1.0, 1.0)
+
+
 # ------------------------------------------------------------ binary classification
 def binary_cross_entropy(y_true: np.ndarray, p: np.ndarray, eps: float = EPSILON,
                          reduction: str = "mean") -> np.ndarray | float:
@@ -164,7 +174,9 @@ def binary_cross_entropy(y_true: np.ndarray, p: np.ndarray, eps: float = EPSILON
 
     with :math:`p` first clipped to :math:`[\epsilon, 1 - \epsilon]` as Keras does; without the
     clip a confident mistake gives :math:`\log 0 = -\infty`. The clip also caps the loss at
-    :math:`-\log\epsilon \approx 16.1` and zeroes the gradient beyond it: prefer
+    :math:`-\log\epsilon \approx 16.12` here (float64) and zeroes the gradient beyond it
+    (:func:`binary_cross_entropy_grad`). Keras computes in float32, where :math:`1 - 10^{-7}`
+    rounds to :math:`1 - 2^{-23}`, so its cap is :math:`23 \ln 2 \approx 15.94`. Prefer
     :func:`binary_cross_entropy_with_logits`.
     """
     y, p = _pair(y_true, p, ("y_true", "p"))
@@ -173,6 +185,20 @@ def binary_cross_entropy(y_true: np.ndarray, p: np.ndarray, eps: float = EPSILON
                          "binary_cross_entropy_with_logits")
     p = np.clip(p, eps, 1.0 - eps)
     return _reduce(-(y * np.log(p) + (1.0 - y) * np.log(1.0 - p)), reduction)
+
+
+def binary_cross_entropy_grad(y_true: np.ndarray, p: np.ndarray, eps: float = EPSILON) -> np.ndarray:
+    r""":math:`\partial \ell / \partial p = -y/p + (1 - y)/(1 - p) = (p - y)/(p(1-p))` for
+    :math:`p` inside :math:`[\epsilon, 1 - \epsilon]`, and **0** outside it, where the clip is
+    flat (as in Keras's gradient). Chained with :math:`\partial p/\partial z = p(1-p)` it gives
+    :math:`p - y`, except where the clip bites: a confident mistake gets no gradient at all."""
+    y, p = _pair(y_true, p, ("y_true", "p"))
+    if ((p < 0) | (p > 1)).any():
+        raise ValueError("p must hold probabilities in [0, 1]; for raw scores use "
+                         "binary_cross_entropy_with_logits_grad")
+    inside = (p >= eps) & (p <= 1.0 - eps)
+    pc = np.clip(p, eps, 1.0 - eps)
+    return np.where(inside, -y / pc + (1.0 - y) / (1.0 - pc), 0.0)
 
 
 def binary_cross_entropy_with_logits(y_true: np.ndarray, logits: np.ndarray,
@@ -228,6 +254,38 @@ def softmax_cross_entropy(labels: np.ndarray, logits: np.ndarray, reduction: str
     return _reduce(values, reduction)
 
 
+def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
+    r""":math:`\operatorname{softmax}(z)_c = e^{z_c - m} / \sum_k e^{z_k - m}`, :math:`m = \max_k z_k`
+    (the shift changes nothing mathematically and prevents overflow)."""
+    z = np.asarray(z, dtype=np.float64)
+    e = np.exp(z - np.max(z, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def softmax_cross_entropy_grad(labels: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    r""":math:`\partial \ell / \partial z_c = \operatorname{softmax}(z)_c\,\sum_k y_k - y_c`:
+    softmax minus one-hot for class indices (or for target rows that sum to 1). Shape of
+    ``logits``; ``labels`` as in :func:`softmax_cross_entropy`."""
+    z = np.asarray(logits, dtype=np.float64)
+    if z.ndim != 2:
+        raise ValueError(f"logits must be 2-D (examples x classes), got shape {z.shape}")
+    labels = np.asarray(labels)
+    if labels.ndim == 1:
+        if labels.shape[0] != z.shape[0]:
+            raise ValueError(f"{labels.shape[0]} labels for {z.shape[0]} rows of logits")
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError("1-D labels must be integer class indices; pass (n, C) rows for soft labels")
+        if (labels < 0).any() or (labels >= z.shape[1]).any():
+            raise ValueError(f"class indices must lie in [0, {z.shape[1]})")
+        q = np.zeros_like(z)
+        q[np.arange(z.shape[0]), labels] = 1.0
+    elif labels.shape == z.shape:
+        q = labels.astype(np.float64)
+    else:
+        raise ValueError(f"labels must be (n,) indices or (n, C) like logits {z.shape}, got {labels.shape}")
+    return softmax(z, axis=1) * q.sum(axis=1, keepdims=True) - q
+
+
 def hinge(y_true: np.ndarray, scores: np.ndarray, reduction: str = "mean") -> np.ndarray | float:
     r"""Hinge loss of a score :math:`s` for a label :math:`y \in \{-1, +1\}` (labels in
     :math:`\{0, 1\}` are mapped to :math:`\{-1, +1\}`, as in ``keras.losses.Hinge``):
@@ -242,6 +300,17 @@ def hinge(y_true: np.ndarray, scores: np.ndarray, reduction: str = "mean") -> np
     elif not np.isin(y, (-1.0, 1.0)).all():
         raise ValueError("hinge labels must be -1/+1 (or 0/1)")
     return _reduce(np.maximum(0.0, 1.0 - y * s), reduction)
+
+
+def hinge_grad(y_true: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    r""":math:`\partial \ell / \partial s = -y\,[\,y s < 1\,]` (0 at the kink :math:`ys = 1`,
+    as TensorFlow's ``relu`` gradient); labels as in :func:`hinge`."""
+    y, s = _pair(y_true, scores, ("y_true", "scores"))
+    if np.isin(y, (0.0, 1.0)).all():
+        y = 2.0 * y - 1.0
+    elif not np.isin(y, (-1.0, 1.0)).all():
+        raise ValueError("hinge labels must be -1/+1 (or 0/1)")
+    return np.where(y * s < 1.0, -y, 0.0)
 
 
 # -------------------------------------------------------------------- pairwise ranking

@@ -128,6 +128,69 @@ def test_pointwise_gradients_match_gradient_tape(x, grad_fn, tf_fn):
     np.testing.assert_allclose(grad_fn(x), _tf_grad(tf_fn, x), rtol=1e-9, atol=1e-12)
 
 
+def test_smooth_l1_gradient_matches_gradient_tape_and_huber_over_beta():
+    for beta in (0.3, 1.0, 2.5):
+        g_tf = _tf_grad(lambda p: keras.losses.huber(Y_REG[:, None], p[:, None], delta=beta) / beta, P_REG)
+        np.testing.assert_allclose(L.smooth_l1_grad(Y_REG, P_REG, beta), g_tf, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(L.smooth_l1_grad(Y_REG, P_REG, beta), L.huber_grad(Y_REG, P_REG, beta) / beta)
+    with pytest.raises(ValueError, match="beta"):
+        L.smooth_l1_grad(np.ones(2), np.ones(2), beta=0.0)
+
+
+def test_bce_from_probabilities_gradient_matches_keras_and_vanishes_where_clipped():
+    p = L.sigmoid(Z)
+    p[:4] = [0.0, 1.0, 1e-12, 1 - 1e-12]  # clipped: Keras's gradient is exactly zero there
+    g_tf = _tf_grad(lambda q: keras.losses.binary_crossentropy(Y_BIN[:, None], q[:, None]), p)
+    ours = L.binary_cross_entropy_grad(Y_BIN, p)
+    np.testing.assert_allclose(ours, g_tf, rtol=1e-6, atol=1e-9)
+    assert (ours[:4] == 0).all()
+    # chained with dp/dz = p(1 - p) it is sigma(z) - y wherever the clip does not bite
+    z = np.linspace(-8, 8, 33)
+    y = (np.arange(33) % 2).astype(float)
+    pz = L.sigmoid(z)
+    np.testing.assert_allclose(L.binary_cross_entropy_grad(y, pz) * pz * (1 - pz),
+                               L.binary_cross_entropy_with_logits_grad(y, z), rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="probabilities"):
+        L.binary_cross_entropy_grad(np.ones(2), np.array([0.5, 1.5]))
+
+
+def test_softmax_cross_entropy_gradient_is_softmax_minus_target():
+    logits = RNG.normal(0, 3, (40, 6))
+    logits[0] = [800.0, 790.0, 0.0, -5.0, 2.0, 1.0]  # stable at extreme logits
+    labels = RNG.integers(0, 6, 40)
+    soft = RNG.dirichlet(np.ones(6), 40)
+    for target in (labels, soft):
+        g_tf = _tf_grad(lambda z: _tf_softmax_ce(target, z), logits)
+        np.testing.assert_allclose(L.softmax_cross_entropy_grad(target, logits), g_tf, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(L.softmax(logits).sum(axis=1), 1.0)
+    np.testing.assert_allclose(L.softmax_cross_entropy_grad(labels, logits).sum(axis=1), 0.0, atol=1e-12)
+    with pytest.raises(ValueError, match="class indices"):
+        L.softmax_cross_entropy_grad(np.array([0, 7]), np.zeros((2, 6)))
+    with pytest.raises(ValueError, match="2-D"):
+        L.softmax_cross_entropy_grad(np.array([0]), np.zeros(6))
+
+
+def _tf_softmax_ce(target, z):
+    if np.ndim(target) == 1:
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target, logits=z)
+    return tf.nn.softmax_cross_entropy_with_logits(labels=target, logits=z)
+
+
+def test_hinge_gradient_matches_gradient_tape_for_pm1_and_01_labels():
+    y_pm = 2 * Y_BIN - 1
+    g_tf = _tf_grad(lambda s: tf.nn.relu(1.0 - y_pm * s), Z)
+    np.testing.assert_allclose(L.hinge_grad(y_pm, Z), g_tf)
+    np.testing.assert_allclose(L.hinge_grad(Y_BIN, Z), g_tf)
+    with pytest.raises(ValueError, match="-1/\\+1"):
+        L.hinge_grad(np.array([2.0, -1.0]), np.array([0.0, 0.0]))
+
+
+def test_every_loss_has_a_gradient():
+    names = ["mse", "mae", "huber", "smooth_l1", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+             "softmax_cross_entropy", "hinge", "bpr", "margin_ranking"]
+    assert all(callable(getattr(L, f"{n}_grad")) for n in names)
+
+
 def test_pairwise_gradients_match_gradient_tape():
     pos, neg = Z[:100], Z[100:]
     g_pos = _tf_grad(lambda p: -tf.math.log_sigmoid(p - neg), pos)
