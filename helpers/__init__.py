@@ -1,8 +1,9 @@
 """Tested helpers for *Neural Networks for Recommender Systems*.
 
 Importing this package first keeps TensorFlow's start-up noise (oneDNN, CUDA and absl
-messages written straight to the process's stderr) out of notebook output: see
-:mod:`helpers.quiet`. Modules, one concern each:
+messages written straight to the process's stderr) out of notebook output, without importing
+TensorFlow until something asks for it: see :mod:`helpers.quiet`. The NumPy-only modules
+(data, splits, sampling, metrics, evaluation, baselines, protocol, stats, ...) never import it. Modules, one concern each:
 
 - :mod:`helpers.data` -- dataset registry, checksummed download with mirrors, loaders for
   MovieLens, HetRec Last.fm, the DKN Bing News sample and the Open Bandit sample;
@@ -31,9 +32,9 @@ import sys as _sys
 
 import numpy as _np
 
-from helpers.quiet import quiet_tensorflow
+from helpers.quiet import install_quiet_import, quiet_tensorflow
 
-quiet_tensorflow()
+install_quiet_import()
 
 
 def _figures_inline_in_notebooks() -> None:

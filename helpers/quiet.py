@@ -8,10 +8,18 @@ the notebook as red stderr output. :func:`quiet_tensorflow` sets the environment
 variables first, then imports TensorFlow and initialises its devices while file
 descriptor 2 points at ``/dev/null``, and finally restores it, so genuine errors later in
 a session still show.
+
+:func:`install_quiet_import` (what ``import helpers`` calls) does not import TensorFlow
+itself: it sets the environment variables and arranges for the *first* ``import tensorflow``
+(or ``import keras``, which imports it) to go through :func:`quiet_tensorflow`. NumPy-only
+modules such as :mod:`helpers.metrics` therefore load in a fraction of a second without
+TensorFlow, and a chapter that does use TensorFlow still gets a silent start.
 """
 from __future__ import annotations
 
 import contextlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import logging
 import os
@@ -72,3 +80,53 @@ def quiet_tensorflow() -> None:
         absl.logging.set_verbosity(absl.logging.ERROR)
     except ImportError:  # pragma: no cover
         pass
+
+
+class _AlreadyImported(importlib.abc.Loader):
+    """Hands the import system the module :func:`quiet_tensorflow` has just imported."""
+
+    def __init__(self, module):
+        self.module = module
+        self.spec = module.__spec__
+        self.loader = getattr(module, "__loader__", None)
+
+    def create_module(self, spec):
+        return self.module
+
+    def exec_module(self, module) -> None:
+        # the import system stamped our spec on the module: give it back its real one
+        module.__spec__ = self.spec
+        if self.loader is not None:
+            module.__loader__ = self.loader
+
+
+class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
+    """Meta-path finder that routes the first ``import tensorflow`` through
+    :func:`quiet_tensorflow` (fd 2 silenced while TensorFlow starts), then steps aside."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "tensorflow":
+            return None
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(self)
+        quiet_tensorflow()  # imports tensorflow (module locks are re-entrant in one thread)
+        module = sys.modules.get("tensorflow")
+        if module is None:  # pragma: no cover - quiet_tensorflow found no TensorFlow
+            return None
+        return importlib.machinery.ModuleSpec(fullname, _AlreadyImported(module))
+
+
+def install_quiet_import() -> None:
+    """Make the first import of TensorFlow silent without importing it now.
+
+    Sets ``TF_CPP_MIN_LOG_LEVEL`` and ``KERAS_BACKEND`` (unless already set) and puts a
+    finder at the front of ``sys.meta_path``; if TensorFlow is already imported, quiets its
+    loggers directly.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    if "tensorflow" in sys.modules:
+        quiet_tensorflow()
+        return
+    if not any(isinstance(f, _QuietTensorFlowFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowFinder())

@@ -103,3 +103,26 @@ def test_figures_appear_even_when_the_environment_selects_agg(clean_env, monkeyp
     assert not has_png(without.cells[0])  # the failure this guards against is real
     assert has_png(with_helpers.cells[1])
     assert stderr_text(with_helpers) == ""
+
+
+NUMPY_ONLY = ["data", "encoding", "splits", "sampling", "metrics", "evaluation", "baselines",
+              "protocol", "tuning", "stats", "beyond", "activations", "losses", "preprocessing"]
+
+
+@pytest.mark.parametrize("module", NUMPY_ONLY)
+def test_numpy_only_modules_do_not_import_tensorflow(module):
+    """Scripts, tests and the API page load these without paying for TensorFlow."""
+    code = f"import sys, helpers.{module}; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["False", "False"], f"helpers.{module} imports TensorFlow or Keras"
+
+
+def test_the_first_tensorflow_import_after_helpers_is_silent_and_complete():
+    code = ("import helpers, os\nimport keras, tensorflow as tf\n"
+            "print(tf.__spec__.origin is not None, hasattr(tf, '__path__'), int(tf.constant(2).numpy()))")
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_BACKEND")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["True", "True", "2"]
+    assert out.stderr == ""
