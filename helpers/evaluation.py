@@ -19,32 +19,8 @@ import scipy.sparse as sp
 
 from helpers import metrics
 from helpers.metrics import _check_int, _int_array
+from helpers.encoding import interaction_matrix  # noqa: F401  (re-exported: chapters import it from here)
 from helpers.sampling import NegativeSampler, _check_probabilities
-
-
-def interaction_matrix(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int,
-                       values: np.ndarray | None = None) -> sp.csr_array:
-    """Sparse ``n_users x n_items`` matrix with a 1 (or ``values``) per interaction
-    (duplicates are summed). Ids must lie in ``[0, n_users)`` and ``[0, n_items)``."""
-    n_users = _check_int("n_users", n_users, minimum=0)
-    n_items = _check_int("n_items", n_items, minimum=0)
-    users = _int_array("users", users)
-    items = _int_array("items", items)
-    if users.shape != items.shape:
-        raise ValueError(f"users and items must have equal length, got {users.shape} and {items.shape}")
-    for name, ids, n in (("users", users, n_users), ("items", items, n_items)):
-        if ids.size and (ids.min() < 0 or ids.max() >= n):
-            raise ValueError(f"{name} must lie in [0, {n}), got values in [{ids.min()}, {ids.max()}]; "
-                             "encode ids first (helpers.encoding)")
-    if values is None:
-        vals = np.ones(len(users), dtype=np.float32)
-    else:
-        vals = np.asarray(values, np.float32)
-        if vals.shape != users.shape:
-            raise ValueError(f"values must have one entry per interaction ({len(users)}), got shape {vals.shape}")
-        if not np.isfinite(vals).all():
-            raise ValueError("values contain NaN or inf: expected finite numbers")
-    return sp.csr_array((vals, (users, items)), shape=(n_users, n_items))
 
 
 def sample_candidates(known_users: np.ndarray, known_items: np.ndarray, n_items: int,

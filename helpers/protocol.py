@@ -31,7 +31,8 @@ import scipy.sparse as sp
 
 from helpers.data import load_movielens
 from helpers.encoding import IdEncoder, encode_ids
-from helpers.evaluation import interaction_matrix, sample_candidates
+from helpers.encoding import interaction_matrix
+from helpers.evaluation import sample_candidates
 from helpers.splits import leave_last_out
 
 #: seeds of the canonical candidate draws
