@@ -39,7 +39,9 @@ def glued(nb: nbformat.NotebookNode) -> dict[str, str]:
         for o in cell.get("outputs", []):
             meta = o.get("metadata", {}).get("scrapbook")
             if o.get("output_type") == "display_data" and meta:
-                out[meta["name"]] = o["data"].get("text/plain", json.dumps(o["data"], sort_keys=True))
+                prefix = meta.get("mime_prefix", "")
+                data = o["data"]
+                out[meta["name"]] = data.get(prefix + "text/plain", json.dumps(data, sort_keys=True))
     return out
 
 
