@@ -11,7 +11,7 @@ learning rate:
 ``SGD``        :math:`\theta \leftarrow \theta - \eta g_t` (full-batch gradient descent when
                :math:`g_t` is the gradient over all data, mini-batch SGD otherwise)
 ``Momentum``   :math:`v \leftarrow \mu v - \eta g_t,\ \theta \leftarrow \theta + v`
-``Adagrad``    :math:`a \leftarrow a + g_t^2,\ \theta \leftarrow \theta - \eta g_t/\sqrt{a + \epsilon}`
+``Adagrad``    :math:`a \leftarrow a + g_t^2,\ \theta \leftarrow \theta - \eta g_t/\sqrt{a + \epsilon}`, :math:`a_0 = 0.1`
 ``RMSProp``    :math:`s \leftarrow \rho s + (1-\rho) g_t^2,\ \theta \leftarrow \theta - \eta g_t/\sqrt{s + \epsilon}`
 ``Adam``       :math:`m \leftarrow \beta_1 m + (1-\beta_1) g_t,\ v \leftarrow \beta_2 v + (1-\beta_2) g_t^2,`
                :math:`\theta \leftarrow \theta - \eta_t\, m/(\sqrt v + \hat\epsilon),\
@@ -19,7 +19,12 @@ learning rate:
 =============  ==============================================================================
 
 Defaults and the exact placement of :math:`\epsilon` follow ``keras.optimizers`` so that the
-same gradients give the same steps (``tests/test_optim.py`` checks this to 1e-6).
+same gradients give the same steps (``tests/test_optim.py`` checks this to 1e-6). Every
+optimizer's state is readable through :attr:`Optimizer.state`.
+
+:class:`MatrixFactorization` returns dense gradients for all its parameters
+(:meth:`MatrixFactorization.grads`); :meth:`MatrixFactorization.sparse_sgd_step` is the same SGD
+step touching only the rows in the batch.
 """
 from __future__ import annotations
 
@@ -47,6 +52,13 @@ class Optimizer:
 
     def _update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray], t: int) -> None:
         raise NotImplementedError
+
+    @property
+    def state(self) -> list[dict[str, np.ndarray]]:
+        """The per-parameter state (velocities, accumulators, moments), one dict per parameter
+        array in the order of :meth:`step`; empty before the first step. Live arrays: read,
+        do not modify."""
+        return [] if self._state is None else self._state
 
     def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]) -> None:
         """Apply one update to every parameter array, in place."""
@@ -115,8 +127,14 @@ class Adagrad(Optimizer):
 
     .. math:: a \leftarrow a + g_t^2,\quad \theta \leftarrow \theta - \eta\,g_t/\sqrt{a + \epsilon},
 
-    with :math:`a_0 = 0.1` and :math:`\epsilon = 10^{-7}` as in ``keras.optimizers.Adagrad``.
-    Rare features (items with few ratings) keep large steps; the step never grows back.
+    with :math:`a_0` = ``initial_accumulator_value`` = 0.1 and :math:`\epsilon = 10^{-7}` as in
+    ``keras.optimizers.Adagrad``. Rare features (items with few ratings) keep large steps; the
+    step never grows back.
+
+    The start value matters: while :math:`\sum_t g_t^2 \ll a_0` the update is
+    :math:`\approx \eta\, g_t/\sqrt{a_0}`, plain SGD with rate :math:`\eta/\sqrt{a_0}`. With
+    Keras's :math:`a_0 = 0.1` that is what Adagrad does on embeddings whose gradients are
+    small (chapter 5 measures it). The paper (Duchi et al.) and PyTorch start at :math:`a_0 = 0`.
     """
 
     def __init__(self, learning_rate: float, initial_accumulator_value: float = 0.1,
@@ -289,6 +307,36 @@ class MatrixFactorization:
             g_bu += cu * self.b_user
             g_bi += ci * self.b_item
         return [g_p, g_q, g_bu, g_bi]
+
+    def sparse_sgd_step(self, users: np.ndarray, items: np.ndarray, dscore: np.ndarray,
+                        learning_rate: float, l2: float = 0.0) -> None:
+        r"""One plain SGD step, :math:`\theta \leftarrow \theta - \eta\,\nabla J`, with :math:`J` as in
+        :meth:`grads`, that touches only the rows of the users and items in the batch.
+
+        Per occurrence :math:`k` (with :math:`c = 2\lambda/n`):
+        :math:`p_{u_k} \mathrel{-}= \eta(\delta_k q_{i_k} + c\,p_{u_k})`,
+        :math:`q_{i_k} \mathrel{-}= \eta(\delta_k p_{u_k} + c\,q_{i_k})`, and likewise for the
+        biases, all computed from the parameters *before* the step and summed over repeated
+        rows (``np.add.at``). Identical to ``SGD(learning_rate).step(params, grads(...))``,
+        whose cost grows with the size of the whole model; this one's grows with the batch.
+        (Only SGD has this property: momentum and Adam also move rows whose gradient is zero,
+        through their state, unless implemented "lazily".)
+        """
+        users = np.asarray(users, dtype=np.int64)
+        items = np.asarray(items, dtype=np.int64)
+        dscore = np.asarray(dscore, dtype=np.float64)
+        if not users.shape == items.shape == dscore.shape or users.ndim != 1:
+            raise ValueError(f"users, items and dscore must be 1-D of equal length, got "
+                             f"{users.shape}, {items.shape}, {dscore.shape}")
+        if not learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
+        c = 2.0 * l2 / len(users)
+        pu, qi = self.P[users], self.Q[items]
+        bu, bi = self.b_user[users], self.b_item[items]
+        np.add.at(self.P, users, -learning_rate * (dscore[:, None] * qi + c * pu))
+        np.add.at(self.Q, items, -learning_rate * (dscore[:, None] * pu + c * qi))
+        np.add.at(self.b_user, users, -learning_rate * (dscore + c * bu))
+        np.add.at(self.b_item, items, -learning_rate * (dscore + c * bi))
 
 
 def minibatches(n: int, batch_size: int, rng: np.random.Generator | None = None):

@@ -94,6 +94,25 @@ def test_step_validates_inputs_and_counts():
     assert isinstance(optim.make_optimizer("RMSProp", 0.1), optim.RMSProp)
 
 
+def test_state_exposes_adagrad_accumulators_and_keras_default_is_sgd_for_tiny_gradients():
+    opt = optim.Adagrad(0.1)
+    assert opt.state == []
+    p = [np.zeros(4)]
+    q = [np.zeros(4)]
+    sgd = optim.SGD(0.1 / np.sqrt(0.1))
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        g = rng.normal(size=4) * 1e-4          # sum of squares stays << a0 = 0.1
+        opt.step(p, [g])
+        sgd.step(q, [g])
+    acc = opt.state[0]["a"]
+    assert (acc > 0.1).all() and (acc - 0.1 < 1e-6).all()
+    np.testing.assert_allclose(p[0], q[0], rtol=1e-4)   # Adagrad(a0 = 0.1) ~ SGD(lr / sqrt(0.1))
+    p0 = [np.zeros(4)]
+    optim.Adagrad(0.1, initial_accumulator_value=0.0).step(p0, [np.full(4, 1e-4)])
+    np.testing.assert_allclose(np.abs(p0[0]), 0.1 * 1e-4 / np.sqrt(1e-8 + 1e-7), rtol=1e-9)
+
+
 def _tf_mf_loss(mf: optim.MatrixFactorization, users, items, ratings, l2):
     P, Q, bu, bi = (tf.Variable(x) for x in mf.params)
     with tf.GradientTape() as tape:
@@ -139,6 +158,28 @@ def test_mf_score_and_training_reduce_the_loss():
             s = mf.score(users[b], items[b])
             opt.step(mf.params, mf.grads(users[b], items[b], L.mse_grad(r[b], s) / len(b)))
     assert L.mse(r, mf.score(users, items)) < 0.05 * before
+
+
+def test_sparse_sgd_step_equals_dense_sgd_with_duplicates_and_l2():
+    rng = np.random.default_rng(5)
+    mf = optim.MatrixFactorization.init(8, 11, 3, rng, scale=0.5, mu=3.0)
+    mf.b_user[:] = rng.normal(size=8)
+    mf.b_item[:] = rng.normal(size=11)
+    dense = mf.copy()
+    opt = optim.SGD(0.3)
+    for _ in range(5):
+        users, items = rng.integers(0, 8, 40), rng.integers(0, 11, 40)
+        users[:6], items[:6] = 1, 2                       # repeated rows are summed
+        r = rng.integers(1, 6, 40).astype(float)
+        g = L.mse_grad(r, mf.score(users, items)) / 40
+        opt.step(dense.params, dense.grads(users, items, L.mse_grad(r, dense.score(users, items)) / 40, l2=0.2))
+        mf.sparse_sgd_step(users, items, g, 0.3, l2=0.2)
+    for a, b in zip(mf.params, dense.params):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="equal length"):
+        mf.sparse_sgd_step(np.zeros(2, int), np.zeros(3, int), np.zeros(2), 0.1)
+    with pytest.raises(ValueError, match="learning_rate"):
+        mf.sparse_sgd_step(np.zeros(2, int), np.zeros(2, int), np.zeros(2), 0.0)
 
 
 def test_minibatches_cover_every_index_once():
