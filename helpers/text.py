@@ -35,7 +35,12 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import keras
 import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from helpers.training import EpochHistory, TrainConfig, Validation, run_epochs
 
 PAD = 0
 """Index of the padding token (and of "no entity" in the entity channel)."""
@@ -140,6 +145,74 @@ def align_entities(titles: Sequence[str], entities: Sequence[Sequence[tuple[int,
     return out
 
 
+def holdout_titles(titles: Sequence[str], share: float, seed: int = 0) -> np.ndarray:
+    """Boolean mask of the rows whose title is one of a random ``share`` of the distinct
+    titles: a validation split *by title*, so that, as on a test period of fresh news, no
+    validation title was ever seen in training (all rows of a title fall on one side)."""
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"share must be in (0, 1), got {share}")
+    titles = pd.Series(np.asarray(titles, dtype=object))
+    distinct = pd.unique(titles)
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(len(distinct), size=max(1, int(round(share * len(distinct)))), replace=False)
+    return titles.isin(set(distinct[chosen].tolist())).to_numpy()
+
+
+@dataclass(frozen=True)
+class NewsInputs:
+    """Everything a content model reads about news items and users, vectorised once.
+
+    ``titles`` lists every distinct title of all the frames given (training and test: a
+    title's *text* is known when it is shown, its clicks are not), and row ``k`` of
+    ``words`` and ``entities`` encodes ``titles[k]`` with vocabularies fitted on the
+    training frame only. ``users`` lists the user ids of all frames, training users first
+    (a user without training rows simply has an empty history).
+    """
+
+    titles: pd.Index
+    words: np.ndarray
+    entities: np.ndarray
+    vocabulary: Vocabulary
+    entity_vocabulary: Vocabulary
+    users: pd.Index
+
+    def items(self, frame: pd.DataFrame) -> np.ndarray:
+        """Item index (row of ``words``) of each row's title."""
+        idx = self.titles.get_indexer(frame["title"])
+        if (idx < 0).any():
+            raise ValueError(f"{int((idx < 0).sum())} titles were not vectorised: pass their frame to "
+                             "vectorise_news")
+        return idx.astype(np.int32)
+
+    def user_codes(self, frame: pd.DataFrame) -> np.ndarray:
+        """Index of each row's user in ``users``."""
+        idx = self.users.get_indexer(frame["user_id"])
+        if (idx < 0).any():
+            raise ValueError(f"{int((idx < 0).sum())} rows belong to users of no vectorised frame: pass "
+                             "their frame to vectorise_news")
+        return idx.astype(np.int32)
+
+
+def vectorise_news(train: pd.DataFrame, frames: Sequence[pd.DataFrame], max_len: int = 12,
+                   min_count: int = 2) -> NewsInputs:
+    """Vocabularies from ``train`` (words seen at least ``min_count`` times; every entity),
+    then every distinct title of ``train`` and ``frames`` encoded as words
+    (:meth:`Vocabulary.encode`) and entities (:func:`align_entities`). Frames have the
+    columns of :func:`helpers.data.load_dkn_news` (``user_id``, ``title``, ``entities``)."""
+    for f in (train, *frames):
+        missing = {"user_id", "title", "entities"} - set(f.columns)
+        if missing:
+            raise ValueError(f"a news frame needs the columns user_id, title and entities; missing {sorted(missing)}")
+    vocab = Vocabulary.fit(train["title"], min_count=min_count)
+    evocab = Vocabulary.fit([[e for e, _ in ents] for ents in train["entities"]])
+    every = pd.concat([train, *frames], ignore_index=True).drop_duplicates("title")
+    titles = pd.Index(every["title"].to_numpy())
+    words = vocab.encode(titles, max_len)
+    ents = align_entities(list(titles), list(every["entities"]), evocab, max_len)
+    users = pd.Index(pd.unique(pd.concat([f["user_id"] for f in (train, *frames)], ignore_index=True)))
+    return NewsInputs(titles, words, ents, vocab, evocab, users)
+
+
 # ------------------------------------------------------------------------- from scratch
 def conv1d_max_pool(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
     r"""One 1-D convolution (``valid``, stride 1), ReLU, then max over time, in NumPy.
@@ -195,7 +268,7 @@ def attention_weights(history: np.ndarray, candidate: np.ndarray, mask: np.ndarr
 # ----------------------------------------------------------------------------- Keras
 def build_title_encoder(n_words: int, max_len: int, n_entities: int = 0, word_dim: int = 32,
                         entity_dim: int = 32, widths: Sequence[int] = (1, 2, 3), filters: int = 32,
-                        dropout: float = 0.0, name: str = "title_encoder"):
+                        dropout: float = 0.0, name: str = "title_encoder") -> keras.Model:
     r"""Kim's CNN over a title, with DKN's entity channel when ``n_entities > 0``.
 
     Inputs: ``words`` ``(n, max_len)`` (:meth:`Vocabulary.encode`) and, with entities,
@@ -208,8 +281,6 @@ def build_title_encoder(n_words: int, max_len: int, n_entities: int = 0, word_di
     them with a 2-D filter spanning both; a ``Conv1D`` over the concatenated channels is the
     same sum over the same products.
     """
-    import keras
-
     for arg, v in (("n_words", n_words), ("max_len", max_len), ("word_dim", word_dim),
                    ("entity_dim", entity_dim), ("filters", filters)):
         if int(v) != v or v < 1:
@@ -241,133 +312,125 @@ def build_title_encoder(n_words: int, max_len: int, n_entities: int = 0, word_di
     return keras.Model(inputs, h, name=name)
 
 
-def _click_model_class():
-    import keras
-    import tensorflow as tf
+class NewsClickModel(keras.Model):
+    r"""Click probability of a candidate title for a user, from the titles the user clicked.
 
-    class NewsClickModel(keras.Model):
-        r"""Click probability of a candidate title for a user, from the titles the user clicked.
+    ``title_words`` (and ``title_entities``) are the encoded titles of every news item
+    the model may meet, one row per item index. Called on ``(candidates, history)``:
+    ``candidates`` ``(B,)`` item indices, ``history`` ``(B, H)`` item indices of the
+    user's clicked titles, ``-1`` for padding; a history entry equal to the row's
+    candidate is masked (a title never explains its own click). Returns logits
+    ``(B,)``. Each distinct title in a batch is encoded once (batches grouped by user
+    share their histories, see :func:`user_grouped_batches`). ``user_encoder`` is
+    ``"mean"``, ``"dot"`` or ``"mlp"`` (module docstring); ``item_bias`` adds the
+    learned :math:`w^\top c` term, a content-only "is this title clicked by anyone".
+    With ``use_skipped`` the model is called on ``(candidates, history, skipped)``, the
+    third being the titles the user was shown and did *not* click (same layout), and the
+    logit becomes :math:`a\,u^\top c - a'\,u'^\top c + w^\top c + b`, with :math:`u'` the
+    skipped titles encoded like the clicked ones and :math:`a, a'` learned scalars (both
+    start at 1): the neural form of a Rocchio profile, clicked minus skipped.
+    ``mask_candidate=False`` leaves a candidate in its own history, as the DKN authors' data
+    loader does (for demonstrating the leak, not for use).
+    """
 
-        ``title_words`` (and ``title_entities``) are the encoded titles of every news item
-        the model may meet, one row per item index. Called on ``(candidates, history)``:
-        ``candidates`` ``(B,)`` item indices, ``history`` ``(B, H)`` item indices of the
-        user's clicked titles, ``-1`` for padding; a history entry equal to the row's
-        candidate is masked (a title never explains its own click). Returns logits
-        ``(B,)``. Each distinct title in a batch is encoded once (batches grouped by user
-        share their histories, see :func:`user_grouped_batches`). ``user_encoder`` is
-        ``"mean"``, ``"dot"`` or ``"mlp"`` (module docstring); ``item_bias`` adds the
-        learned :math:`w^\top c` term, a content-only "is this title clicked by anyone".
-        With ``use_skipped`` the model is called on ``(candidates, history, skipped)``, the
-        third being the titles the user was shown and did *not* click (same layout), and the
-        logit becomes :math:`a\,u^\top c - a'\,u'^\top c + w^\top c + b`, with :math:`u'` the
-        skipped titles encoded like the clicked ones and :math:`a, a'` learned scalars (both
-        start at 1): the neural form of a Rocchio profile, clicked minus skipped.
-        """
+    def __init__(self, encoder: keras.Model, title_words: np.ndarray,
+                 title_entities: np.ndarray | None = None, user_encoder: str = "dot",
+                 attention_hidden: int = 32, item_bias: bool = True, use_skipped: bool = False,
+                 mask_candidate: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        if user_encoder not in USER_ENCODERS:
+            raise ValueError(f"user_encoder must be one of {USER_ENCODERS}, got {user_encoder!r}")
+        title_words = np.asarray(title_words, dtype=np.int32)
+        if title_words.ndim != 2:
+            raise ValueError(f"title_words must be (n_titles, max_len), got shape {title_words.shape}")
+        n_inputs = len(encoder.inputs)
+        if (title_entities is None) != (n_inputs == 1):
+            raise ValueError(f"the encoder takes {n_inputs} input(s): pass title_entities exactly when it "
+                             "has an entity channel")
+        if title_entities is not None:
+            title_entities = np.asarray(title_entities, dtype=np.int32)
+            if title_entities.shape != title_words.shape:
+                raise ValueError(f"title_entities {title_entities.shape} must match title_words {title_words.shape}")
+        self.encoder = encoder
+        self.user_encoder = user_encoder
+        self.n_titles = int(title_words.shape[0])
+        self._words = tf.constant(title_words)
+        self._entities = None if title_entities is None else tf.constant(title_entities)
+        dim = int(encoder.outputs[0].shape[-1])
+        self.dim = dim
+        if user_encoder == "mlp":
+            self.att_hidden = keras.layers.Dense(attention_hidden, activation="relu", name="attention_hidden")
+            self.att_out = keras.layers.Dense(1, name="attention_score")
+        self.item_weight = keras.layers.Dense(1, name="item_bias") if item_bias else None
+        self.bias = self.add_weight(shape=(), initializer="zeros", name="bias")
+        self.w_click = self.add_weight(shape=(), initializer="ones", name="weight_clicked")
+        self.use_skipped = bool(use_skipped)
+        self.mask_candidate = bool(mask_candidate)
+        if self.use_skipped:
+            self.w_skip = self.add_weight(shape=(), initializer="ones", name="weight_skipped")
 
-        def __init__(self, encoder: keras.Model, title_words: np.ndarray,
-                     title_entities: np.ndarray | None = None, user_encoder: str = "dot",
-                     attention_hidden: int = 32, item_bias: bool = True, use_skipped: bool = False,
-                     **kwargs):
-            super().__init__(**kwargs)
-            if user_encoder not in USER_ENCODERS:
-                raise ValueError(f"user_encoder must be one of {USER_ENCODERS}, got {user_encoder!r}")
-            title_words = np.asarray(title_words, dtype=np.int32)
-            if title_words.ndim != 2:
-                raise ValueError(f"title_words must be (n_titles, max_len), got shape {title_words.shape}")
-            n_inputs = len(encoder.inputs)
-            if (title_entities is None) != (n_inputs == 1):
-                raise ValueError(f"the encoder takes {n_inputs} input(s): pass title_entities exactly when it "
-                                 "has an entity channel")
-            if title_entities is not None:
-                title_entities = np.asarray(title_entities, dtype=np.int32)
-                if title_entities.shape != title_words.shape:
-                    raise ValueError(f"title_entities {title_entities.shape} must match title_words {title_words.shape}")
-            self.encoder = encoder
-            self.user_encoder = user_encoder
-            self.n_titles = int(title_words.shape[0])
-            self._words = tf.constant(title_words)
-            self._entities = None if title_entities is None else tf.constant(title_entities)
-            dim = int(encoder.outputs[0].shape[-1])
-            self.dim = dim
-            if user_encoder == "mlp":
-                self.att_hidden = keras.layers.Dense(attention_hidden, activation="relu", name="attention_hidden")
-                self.att_out = keras.layers.Dense(1, name="attention_score")
-            self.item_weight = keras.layers.Dense(1, name="item_bias") if item_bias else None
-            self.bias = self.add_weight(shape=(), initializer="zeros", name="bias")
-            self.w_click = self.add_weight(shape=(), initializer="ones", name="weight_clicked")
-            self.use_skipped = bool(use_skipped)
-            if self.use_skipped:
-                self.w_skip = self.add_weight(shape=(), initializer="ones", name="weight_skipped")
+    def encode_titles(self, ids: tf.Tensor, training: bool = False) -> tf.Tensor:
+        """Encoder output for item indices ``ids`` (any shape), shape ``ids.shape + (F,)``."""
+        flat = tf.reshape(ids, [-1])
+        uniq, pos = tf.unique(flat)
+        x = [tf.gather(self._words, uniq)]
+        if self._entities is not None:
+            x.append(tf.gather(self._entities, uniq))
+        vec = tf.gather(self.encoder(x if len(x) > 1 else x[0], training=training), pos)
+        return tf.reshape(vec, tf.concat([tf.shape(ids), [self.dim]], 0))
 
-        def encode_titles(self, ids: tf.Tensor, training: bool = False) -> tf.Tensor:
-            """Encoder output for item indices ``ids`` (any shape), shape ``ids.shape + (F,)``."""
-            flat = tf.reshape(ids, [-1])
-            uniq, pos = tf.unique(flat)
-            x = [tf.gather(self._words, uniq)]
-            if self._entities is not None:
-                x.append(tf.gather(self._entities, uniq))
-            vec = tf.gather(self.encoder(x if len(x) > 1 else x[0], training=training), pos)
-            return tf.reshape(vec, tf.concat([tf.shape(ids), [self.dim]], 0))
+    def _encode(self, candidates, histories, training):
+        """Candidate vectors ``(B, F)`` and, per history ``(B, H)``, its vectors ``(B, H, F)``
+        and mask, all titles encoded in one pass."""
+        candidates = tf.cast(tf.reshape(candidates, [-1]), tf.int32)
+        histories = [tf.cast(h, tf.int32) for h in histories]
+        b = tf.shape(candidates)[0]
+        vec = self.encode_titles(tf.concat([candidates] + [tf.reshape(tf.maximum(h, 0), [-1]) for h in histories],
+                                           0), training)
+        out, start = [], b
+        for h in histories:
+            n = tf.size(h)
+            mask = h >= 0
+            if self.mask_candidate:
+                mask = tf.logical_and(mask, tf.not_equal(h, candidates[:, None]))
+            out.append((tf.reshape(vec[start:start + n], [b, tf.shape(h)[1], self.dim]), mask))
+            start = start + n
+        return vec[:b], out
 
-        def _encode(self, candidates, history, training):
-            candidates = tf.cast(tf.reshape(candidates, [-1]), tf.int32)
-            history = tf.cast(history, tf.int32)
-            mask = tf.logical_and(history >= 0, tf.not_equal(history, candidates[:, None]))
-            b = tf.shape(candidates)[0]
-            vec = self.encode_titles(tf.concat([candidates, tf.reshape(tf.maximum(history, 0), [-1])], 0), training)
-            c = vec[:b]
-            h = tf.reshape(vec[b:], [b, tf.shape(history)[1], self.dim])
-            return c, h, mask
+    def _weights(self, c, h, mask):
+        m = tf.cast(mask, h.dtype)
+        if self.user_encoder == "mean":
+            s = tf.zeros_like(m)
+        elif self.user_encoder == "dot":
+            s = tf.einsum("bhf,bf->bh", h, c) / tf.sqrt(tf.cast(self.dim, h.dtype))
+        else:
+            cc = tf.broadcast_to(c[:, None, :], tf.shape(h))
+            s = self.att_out(self.att_hidden(tf.concat([h, cc], -1)))[..., 0]
+        s = tf.where(mask, s, tf.fill(tf.shape(s), tf.constant(-1e9, s.dtype)))
+        e = tf.exp(s - tf.reduce_max(s, axis=1, keepdims=True)) * m
+        return e / tf.maximum(tf.reduce_sum(e, axis=1, keepdims=True), 1e-12)
 
-        def _weights(self, c, h, mask):
-            m = tf.cast(mask, h.dtype)
-            if self.user_encoder == "mean":
-                s = tf.zeros_like(m)
-            elif self.user_encoder == "dot":
-                s = tf.einsum("bhf,bf->bh", h, c) / tf.sqrt(tf.cast(self.dim, h.dtype))
-            else:
-                cc = tf.broadcast_to(c[:, None, :], tf.shape(h))
-                s = self.att_out(self.att_hidden(tf.concat([h, cc], -1)))[..., 0]
-            s = tf.where(mask, s, tf.fill(tf.shape(s), tf.constant(-1e9, s.dtype)))
-            e = tf.exp(s - tf.reduce_max(s, axis=1, keepdims=True)) * m
-            return e / tf.maximum(tf.reduce_sum(e, axis=1, keepdims=True), 1e-12)
+    def attention(self, candidates: np.ndarray, history: np.ndarray) -> np.ndarray:
+        """The weights :math:`\\alpha` ``(B, H)`` the user encoder gives each history entry."""
+        c, [(h, mask)] = self._encode(tf.constant(candidates), [tf.constant(history)], False)
+        return self._weights(c, h, mask).numpy()
 
-        def attention(self, candidates, history) -> np.ndarray:
-            """The weights :math:`\\alpha` ``(B, H)`` the user encoder gives each history entry."""
-            c, h, mask = self._encode(tf.constant(candidates), tf.constant(history), False)
-            return self._weights(c, h, mask).numpy()
+    def _user_term(self, c, h, mask):
+        u = tf.einsum("bh,bhf->bf", self._weights(c, h, mask), h)
+        return tf.reduce_sum(u * c, axis=-1)
 
-        def _user_term(self, c, h, mask):
-            u = tf.einsum("bh,bhf->bf", self._weights(c, h, mask), h)
-            return tf.reduce_sum(u * c, axis=-1)
-
-        def call(self, inputs, training=False):
-            if self.use_skipped:
-                if len(inputs) != 3:
-                    raise ValueError("this model also reads the skipped titles: call it on (candidates, history, skipped)")
-                candidates, history, skipped = inputs
-            else:
-                if len(inputs) != 2:
-                    raise ValueError("call the model on (candidates, history)")
-                candidates, history = inputs
-            c, h, mask = self._encode(candidates, history, training)
-            logit = self.w_click * self._user_term(c, h, mask) + self.bias
-            if self.use_skipped:
-                _, hs, mask_s = self._encode(candidates, skipped, training)
-                logit = logit - self.w_skip * self._user_term(c, hs, mask_s)
-            if self.item_weight is not None:
-                logit = logit + self.item_weight(c)[:, 0]
-            return logit
-
-    return NewsClickModel
-
-
-def __getattr__(name: str):  # build the Keras class on first use: the module imports without TensorFlow
-    if name == "NewsClickModel":
-        cls = _click_model_class()
-        globals()["NewsClickModel"] = cls
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def call(self, inputs, training=False):
+        n_expected = 3 if self.use_skipped else 2
+        if len(inputs) != n_expected:
+            raise ValueError("call the model on (candidates, history, skipped)" if self.use_skipped
+                             else "call the model on (candidates, history)")
+        c, hists = self._encode(inputs[0], list(inputs[1:]), training)
+        logit = self.w_click * self._user_term(c, *hists[0]) + self.bias
+        if self.use_skipped:
+            logit = logit - self.w_skip * self._user_term(c, *hists[1])
+        if self.item_weight is not None:
+            logit = logit + self.item_weight(c)[:, 0]
+        return logit
 
 
 # ------------------------------------------------------------------------- data for it
@@ -433,14 +496,13 @@ def _click_inputs(candidates: np.ndarray, history: np.ndarray, skipped: np.ndarr
     return tuple(arrays)
 
 
-def predict_click_model(model, candidates: np.ndarray, history: np.ndarray, skipped: np.ndarray | None = None,
-                        users: np.ndarray | None = None, batch_size: int = 512) -> np.ndarray:
+def predict_click_model(model: NewsClickModel, candidates: np.ndarray, history: np.ndarray,
+                        skipped: np.ndarray | None = None, users: np.ndarray | None = None,
+                        batch_size: int = 512) -> np.ndarray:
     """Click probabilities :math:`\\sigma(z)` of :class:`NewsClickModel` for aligned rows
     (``skipped`` only for a model with ``use_skipped``), as float64, in batches grouped by
     ``users`` when given (faster: shared histories are encoded once); the output keeps the
     input order."""
-    import tensorflow as tf
-
     arrays = _click_inputs(candidates, history, skipped)
     n = arrays[0].shape[0]
     order = np.argsort(np.asarray(users), kind="stable") if users is not None else np.arange(n)
@@ -455,9 +517,10 @@ def predict_click_model(model, candidates: np.ndarray, history: np.ndarray, skip
     return out
 
 
-def fit_click_model(model, candidates: np.ndarray, history: np.ndarray, labels: np.ndarray,
-                    users: np.ndarray, config, skipped: np.ndarray | None = None, validation=None,
-                    on_epoch_end: Callable | None = None):
+def fit_click_model(model: NewsClickModel, candidates: np.ndarray, history: np.ndarray, labels: np.ndarray,
+                    users: np.ndarray, config: TrainConfig, skipped: np.ndarray | None = None,
+                    validation: Validation | None = None,
+                    on_epoch_end: Callable[[int, EpochHistory], None] | None = None) -> EpochHistory:
     r"""Train :class:`NewsClickModel` with binary cross-entropy on logits,
 
     .. math:: \mathcal L = -\frac1B\sum_b \big[y_b \log\sigma(z_b) + (1-y_b)\log(1-\sigma(z_b))\big],
@@ -469,11 +532,6 @@ def fit_click_model(model, candidates: np.ndarray, history: np.ndarray, labels: 
     :class:`helpers.training.Validation`). Returns the :class:`helpers.training.EpochHistory`
     (loss, wall and CPU seconds, validation values per epoch).
     """
-    import keras
-    import tensorflow as tf
-
-    from helpers.training import run_epochs
-
     arrays = _click_inputs(candidates, history, skipped)
     labels = np.asarray(labels, dtype=np.float32)
     users = np.asarray(users)

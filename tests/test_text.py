@@ -191,6 +191,14 @@ def test_click_model_with_skipped_titles_subtracts_their_profile():
         model((cand, hist))
 
 
+def test_click_model_can_leave_the_candidate_in_its_history():
+    words, _ = _tiny_titles()
+    enc = text.build_title_encoder(9, 5, word_dim=3, widths=(1,), filters=4)
+    leaky = text.NewsClickModel(enc, words, user_encoder="mean", mask_candidate=False)
+    cand, hist = np.array([3], np.int32), np.array([[3, 4]], np.int32)
+    np.testing.assert_allclose(leaky.attention(cand, hist), [[0.5, 0.5]])
+
+
 def test_click_model_rejects_bad_configuration():
     words, ents = _tiny_titles()
     enc = text.build_title_encoder(9, 5, n_entities=4, word_dim=3, entity_dim=2, widths=(1,), filters=2)
@@ -270,3 +278,38 @@ def test_predict_click_model_keeps_the_input_order():
     np.testing.assert_allclose(p, 1 / (1 + np.exp(-model((cand, hist)).numpy())), rtol=1e-5)
     with pytest.raises(ValueError, match="candidates"):
         text.predict_click_model(model, cand, hist[:3])
+
+
+def _frame(rows):
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=["user_id", "title", "label", "entities"])
+
+
+def test_holdout_titles_keeps_all_rows_of_a_title_together():
+    titles = np.array(["a", "b", "a", "c", "d", "b", "e", "f", "g", "h"], dtype=object)
+    mask = text.holdout_titles(titles, 0.25, seed=3)
+    held = set(titles[mask])
+    assert len(held) == 2 and not held & set(titles[~mask])
+    np.testing.assert_array_equal(mask, text.holdout_titles(titles, 0.25, seed=3))
+    with pytest.raises(ValueError, match="share"):
+        text.holdout_titles(titles, 1.0)
+
+
+def test_vectorise_news_fits_vocabularies_on_training_only():
+    train = _frame([(1, "apple pie", 1, [(5, "Apple")]), (2, "apple tart", 0, []), (1, "pie", 0, [])])
+    test = _frame([(2, "apple strudel", 1, [(5, "Apple"), (6, "Strudel")])])
+    news = text.vectorise_news(train, [test], max_len=3, min_count=2)
+    assert list(news.titles) == ["apple pie", "apple tart", "pie", "apple strudel"]
+    assert news.vocabulary.tokens == ("apple", "pie")               # 'tart' seen once, 'strudel' never
+    np.testing.assert_array_equal(news.words[3], [2, OOV, PAD])
+    np.testing.assert_array_equal(news.entities[3], [2, OOV, PAD])  # entity 6 unknown in training
+    np.testing.assert_array_equal(news.items(test), [3])
+    np.testing.assert_array_equal(news.user_codes(test), [1])
+    with pytest.raises(ValueError, match="not vectorised"):
+        news.items(_frame([(1, "new title", 0, [])]))
+    assert list(news.users) == [1, 2]
+    with pytest.raises(ValueError, match="no vectorised frame"):
+        news.user_codes(_frame([(9, "pie", 0, [])]))
+    with pytest.raises(ValueError, match="columns"):
+        text.vectorise_news(train.drop(columns="entities"), [])
