@@ -26,6 +26,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# one stable implementation, in the module of its concern (re-exported: chapter 4 calls L.sigmoid)
+from helpers.activations import log_sigmoid, sigmoid, softplus  # noqa: F401
+
 _REDUCTIONS = ("mean", "sum", "none")
 
 #: Keras's fuzz factor ``keras.config.epsilon()``: probabilities are clipped to [eps, 1 - eps].
@@ -52,25 +55,6 @@ def _reduce(values: np.ndarray, reduction: str) -> np.ndarray | float:
     if reduction == "none":
         return values
     raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    r"""Logistic function :math:`\sigma(x) = 1/(1 + e^{-x})`, computed without overflow:
-    :math:`e^{-|x|}` is never larger than 1."""
-    x = np.asarray(x, dtype=np.float64)
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
-def softplus(x: np.ndarray) -> np.ndarray:
-    r""":math:`\operatorname{softplus}(x) = \log(1 + e^{x}) = \max(x, 0) + \log(1 + e^{-|x|})`."""
-    x = np.asarray(x, dtype=np.float64)
-    return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
-
-
-def log_sigmoid(x: np.ndarray) -> np.ndarray:
-    r""":math:`\log \sigma(x) = -\operatorname{softplus}(-x)`, exact for large :math:`|x|`."""
-    return -softplus(-np.asarray(x, dtype=np.float64))
 
 
 def logsumexp(z: np.ndarray, axis: int = -1) -> np.ndarray:
