@@ -56,7 +56,7 @@ from helpers.training import (EpochHistory, TrainConfig, Validation, compiled_ep
 __all__ = [
     "build_gmf", "build_mlp", "build_neumf", "load_pretrained", "pair_scorer", "user_scorer",
     "pointwise_epoch", "weighted_bce", "History", "ranking_validation", "train_pointwise",
-    "NeuMFSettings", "PretrainedNeuMF", "pretrained_neumf", "TrainConfig",
+    "NeuMFSettings", "PretrainedNeuMF", "pretrained_neumf", "parse_layers", "TrainConfig",
 ]
 
 _INIT_STD = 0.01  # N(0, 0.01^2) embeddings, as in the NCF paper's code
@@ -366,6 +366,27 @@ class NeuMFSettings:
     finetune: TrainConfig
     alpha: float = 0.5
     n_neg: int = 4
+
+    @classmethod
+    def from_choices(cls, gmf: dict, mlp: dict, finetune: dict) -> NeuMFSettings:
+        """Settings from three validated choices (:func:`helpers.tuning.read_choice`): the GMF
+        search's ``factors``, ``n_neg`` and training settings, the MLP search's ``layers``
+        (a tuple or a string such as ``"64-32-16-8"``) and training settings, and the
+        fine-tuning search's training settings and ``alpha``."""
+        return cls(factors=int(gmf["factors"]), layers=parse_layers(mlp["layers"]),
+                   gmf=TrainConfig.from_dict(gmf), mlp=TrainConfig.from_dict(mlp),
+                   finetune=TrainConfig.from_dict(finetune), alpha=float(finetune.get("alpha", 0.5)),
+                   n_neg=int(gmf.get("n_neg", 4)))
+
+
+def parse_layers(layers: str | Sequence[int]) -> tuple[int, ...]:
+    """``"64-32-16-8"`` (how a search table stores a tower) or a sequence -> ``(64, 32, 16, 8)``."""
+    if isinstance(layers, str):
+        try:
+            layers = [int(w) for w in layers.split("-")]
+        except ValueError:
+            raise ValueError(f"layers must look like '64-32-16-8', got {layers!r}") from None
+    return _check_layers(layers)
 
 
 @dataclass

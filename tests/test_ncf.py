@@ -350,3 +350,21 @@ def test_pretrained_neumf_validation_run_and_refit():
                          validation=ranking_validation(vu, candidates=cand))
     with pytest.raises(ValueError, match="epochs"):
         pretrained_neumf(40, n_items, tu, ti, settings, epochs=(0, 1, 0))
+
+
+def test_settings_from_search_choices():
+    from helpers.ncf import parse_layers
+
+    gmf = {"factors": 64.0, "n_neg": 4, "learning_rate": 0.02, "weight_decay": 0.3, "batch_size": 8192,
+           "epochs": 10, "decay_to": 0.0, "epoch": 9, "val NDCG@10 (full)": 0.08}
+    mlp = {"layers": "64-32-16-8", "learning_rate": 0.01, "batch_size": 2048, "epochs": 12}
+    ft = {"learning_rate": 0.001, "alpha": 0.75, "epochs": 4, "batch_size": 4096}
+    s = NeuMFSettings.from_choices(gmf, mlp, ft)
+    assert (s.factors, s.layers, s.alpha, s.n_neg) == (64, (64, 32, 16, 8), 0.75, 4)
+    assert s.gmf == TrainConfig(epochs=10, batch_size=8192, learning_rate=0.02, weight_decay=0.3, decay_to=0.0)
+    assert s.mlp.batch_size == 2048 and s.finetune.learning_rate == 0.001
+    assert parse_layers((16, 8)) == (16, 8)
+    with pytest.raises(ValueError, match="64-32-16-8"):
+        parse_layers("64,32")
+    with pytest.raises(ValueError, match="even"):
+        parse_layers("7-4")
