@@ -213,6 +213,52 @@ def vectorise_news(train: pd.DataFrame, frames: Sequence[pd.DataFrame], max_len:
     return NewsInputs(titles, words, ents, vocab, evocab, users)
 
 
+def ppmi_word_vectors(words: np.ndarray, n_words: int, dim: int, seed: int = 0) -> np.ndarray:
+    r"""Word vectors from co-occurrence in the same title, for initialising an embedding
+    table (the role word2vec plays in DKN): ``(n_words, dim)`` float32.
+
+    With :math:`C_{ij}` the number of titles holding both words :math:`i \ne j` (rows of
+    ``words``, as from :meth:`Vocabulary.encode`; padding and unknown words are ignored),
+    :math:`c_i = \sum_j C_{ij}` and :math:`T = \sum_i c_i`,
+
+    .. math:: \mathrm{PPMI}_{ij} = \max\Big(0,\ \log\frac{C_{ij}\,T}{c_i\,c_j}\Big),\qquad
+              \mathrm{PPMI} \approx U_d S_d V_d^\top,\qquad W = U_d S_d^{1/2},
+
+    rescaled so that the mean norm of a non-zero row is 1. Rows 0 (padding), 1 (unknown) and
+    words that never share a title stay zero. ``seed`` fixes the truncated SVD's start vector.
+    """
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import svds
+
+    words = np.asarray(words)
+    if words.ndim != 2:
+        raise ValueError(f"words must be (n_titles, max_len) indices, got shape {words.shape}")
+    if int(dim) != dim or not 1 <= dim < n_words - 2:
+        raise ValueError(f"dim must be an integer in [1, n_words - 2), got {dim!r}")
+    if words.size and (words.min() < 0 or words.max() >= n_words):
+        raise ValueError(f"word indices must lie in [0, {n_words}), got [{words.min()}, {words.max()}]")
+    rows, cols = np.nonzero(words > OOV)
+    incidence = sp.csr_array((np.ones(len(rows)), (rows, words[rows, cols])), shape=(words.shape[0], n_words))
+    incidence.data[:] = 1.0                      # a word counted once per title
+    co = sp.csr_array(incidence.T @ incidence)
+    co.setdiag(0)
+    co.eliminate_zeros()
+    c = np.asarray(co.sum(axis=1)).ravel()
+    total = c.sum()
+    if total == 0:
+        raise ValueError("no two known words share a title: nothing to learn word vectors from")
+    co = co.tocoo()
+    pmi = np.log(co.data * total / (c[co.row] * c[co.col]))
+    keep = pmi > 0
+    ppmi = sp.csr_array((pmi[keep], (co.row[keep], co.col[keep])), shape=co.shape)
+    v0 = np.random.default_rng(seed).normal(size=n_words)
+    u, sv, _ = svds(ppmi, k=int(dim), v0=v0)
+    w = u * np.sqrt(sv)
+    seen = c > 0                                  # words that share a title with another word
+    w[~seen] = 0.0
+    return (w / np.linalg.norm(w[seen], axis=1).mean()).astype(np.float32)
+
+
 # ------------------------------------------------------------------------- from scratch
 def conv1d_max_pool(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
     r"""One 1-D convolution (``valid``, stride 1), ReLU, then max over time, in NumPy.
@@ -268,7 +314,8 @@ def attention_weights(history: np.ndarray, candidate: np.ndarray, mask: np.ndarr
 # ----------------------------------------------------------------------------- Keras
 def build_title_encoder(n_words: int, max_len: int, n_entities: int = 0, word_dim: int = 32,
                         entity_dim: int = 32, widths: Sequence[int] = (1, 2, 3), filters: int = 32,
-                        dropout: float = 0.0, name: str = "title_encoder") -> keras.Model:
+                        dropout: float = 0.0, word_vectors: np.ndarray | None = None,
+                        name: str = "title_encoder") -> keras.Model:
     r"""Kim's CNN over a title, with DKN's entity channel when ``n_entities > 0``.
 
     Inputs: ``words`` ``(n, max_len)`` (:meth:`Vocabulary.encode`) and, with entities,
@@ -279,7 +326,9 @@ def build_title_encoder(n_words: int, max_len: int, n_entities: int = 0, word_di
     pooling (:func:`conv1d_max_pool`); the pooled vectors are concatenated, so a title
     becomes ``len(widths) * filters`` numbers. DKN stacks the two channels and convolves
     them with a 2-D filter spanning both; a ``Conv1D`` over the concatenated channels is the
-    same sum over the same products.
+    same sum over the same products. ``word_vectors`` ``(n_words, word_dim)``, e.g. from
+    :func:`ppmi_word_vectors`, initialise the word embeddings (they are trained further);
+    without them the embeddings start random.
     """
     for arg, v in (("n_words", n_words), ("max_len", max_len), ("word_dim", word_dim),
                    ("entity_dim", entity_dim), ("filters", filters)):
@@ -292,9 +341,15 @@ def build_title_encoder(n_words: int, max_len: int, n_entities: int = 0, word_di
         raise ValueError(f"widths must be 1..max_len ({max_len}), got {widths}")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    init: str | keras.initializers.Initializer = "uniform"
+    if word_vectors is not None:
+        word_vectors = np.asarray(word_vectors, dtype=np.float32)
+        if word_vectors.shape != (n_words, word_dim):
+            raise ValueError(f"word_vectors must have shape ({n_words}, {word_dim}), got {word_vectors.shape}")
+        init = keras.initializers.Constant(word_vectors)
     words = keras.Input((max_len,), dtype="int32", name="words")
     inputs = [words]
-    x = keras.layers.Embedding(n_words, word_dim, name="word_embedding")(words)
+    x = keras.layers.Embedding(n_words, word_dim, embeddings_initializer=init, name="word_embedding")(words)
     if n_entities:
         ents = keras.Input((max_len,), dtype="int32", name="entities")
         inputs.append(ents)

@@ -313,3 +313,25 @@ def test_vectorise_news_fits_vocabularies_on_training_only():
         news.user_codes(_frame([(9, "pie", 0, [])]))
     with pytest.raises(ValueError, match="columns"):
         text.vectorise_news(train.drop(columns="entities"), [])
+
+
+def test_ppmi_word_vectors_put_co_occurring_words_close():
+    # words 2-4 always appear together, words 5-7 together; 8 appears with both groups
+    rng = np.random.default_rng(0)
+    titles = [rng.permutation([2, 3, 4]) for _ in range(30)] + [rng.permutation([5, 6, 7]) for _ in range(30)]
+    titles += [[2, 8, 0], [5, 8, 1]]
+    words = np.array([np.pad(t, (0, 4 - len(t))) for t in titles], np.int32)
+    w = text.ppmi_word_vectors(words, 10, 2)
+    assert w.shape == (10, 2) and w.dtype == np.float32
+    assert (w[:2] == 0).all() and (w[9] == 0).all()                 # pad, unknown, never seen
+    cos = lambda a, b: a @ b / np.linalg.norm(a) / np.linalg.norm(b)
+    assert cos(w[2], w[3]) > 0.9 and cos(w[5], w[6]) > 0.9 and abs(cos(w[2], w[5])) < 0.5
+    np.testing.assert_allclose(np.linalg.norm(w[w.any(axis=1)], axis=1).mean(), 1.0, rtol=1e-5)
+    enc = text.build_title_encoder(10, 4, word_dim=2, widths=(1,), filters=2, word_vectors=w)
+    np.testing.assert_allclose(enc.get_layer("word_embedding").get_weights()[0], w)
+    with pytest.raises(ValueError, match="word_vectors"):
+        text.build_title_encoder(10, 4, word_dim=3, word_vectors=w)
+    with pytest.raises(ValueError, match="dim"):
+        text.ppmi_word_vectors(words, 10, 9)
+    with pytest.raises(ValueError, match="share a title"):
+        text.ppmi_word_vectors(np.array([[2, 0], [3, 0]]), 10, 2)
