@@ -10,8 +10,12 @@ trained on the mini-batch objective
           + \frac{\lambda}{|B|}\sum_{(u,i,r)\in B}\big(\lVert p_u\rVert^2 + \lVert q_i\rVert^2
           + b_u^2 + b_i^2\big),
 
-where every *occurrence* of a user or item in the batch is regularised (frequent users and
-items are shrunk more, as in classical SGD for MF). The same objective appears three times:
+where every *occurrence* of a user or item in the batch is regularised, as in classical SGD
+for MF. Summed over an epoch, user :math:`u` is penalised :math:`\lambda n_u \lVert p_u\rVert^2`
+(:math:`n_u` its number of ratings); its data term grows with :math:`n_u` as well, so the
+*relative* shrinkage is roughly the same for light and heavy users (the weighted-:math:`\lambda`
+of ALS-WR, Zhou et al. 2008). :func:`als_mf` penalises each user and item once, which shrinks
+light users far more. The same objective appears three times:
 
 * NumPy: :class:`helpers.optim.MatrixFactorization` (chapter 5) holds the parameters and
   its ``grads(..., l2)`` is the gradient of :math:`J_B`; :func:`sgd_mf` trains it with
@@ -20,8 +24,9 @@ items are shrunk more, as in classical SGD for MF). The same objective appears t
   constant :math:`\mu`); the penalty is an ``activity_regularizer`` on each embedding
   lookup, which Keras divides by the batch size, so ``loss="mse"`` plus the layer losses is
   exactly :math:`J_B`; :func:`train_explicit` trains any such model;
-* classical: :func:`als_mf` (alternating ridge regressions) and :func:`svd_mf` (truncated
-  SVD of the baseline-filled rating matrix) are the non-neural references.
+* classical: :func:`als_mf` (alternating ridge regressions, each solved in closed form,
+  iterated; a per-user/per-item penalty, so a different objective) and :func:`svd_mf`
+  (truncated SVD of the baseline-filled rating matrix) are the non-neural references.
 
 :func:`build_mlp_mf` swaps the dot product for an MLP on the concatenated embeddings, and
 :func:`fit_item_autorec` computes the item embedding from the item's ratings instead of
@@ -39,6 +44,7 @@ import keras
 import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
+from threadpoolctl import threadpool_limits
 
 from helpers.optim import SGD, MatrixFactorization, minibatches
 from helpers.training import EpochHistory, compiled_epoch, predict_batched
@@ -46,7 +52,7 @@ from helpers.training import EpochHistory, compiled_epoch, predict_batched
 __all__ = [
     "MatrixFactorization", "sgd_mf", "als_mf", "svd_mf", "build_mf", "build_mlp_mf",
     "set_mf_weights", "mf_from_model", "predict_ratings", "History", "train_explicit",
-    "ItemAutoRec", "fit_item_autorec", "fit_blend", "blend",
+    "ItemAutoRec", "fit_item_autorec", "fit_blend", "blend", "RatingSplit", "rating_split",
 ]
 
 
@@ -138,8 +144,10 @@ def als_mf(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: i
 
     With the items fixed, each user's :math:`(p_u, b_u)` is a ridge regression on the design
     :math:`[q_i, 1]_{i \in I_u}` with target :math:`r_{ui} - \mu - b_i`, solved in closed form,
-    all users at once (a batched ``solve``); then the same for the items. Note the penalty is
-    per user/item here (``l2`` of order 10), not per rating as in :func:`sgd_mf`.
+    all users at once (a batched ``solve``); then the same for the items, and so on for
+    ``n_iter`` rounds: each step is exact, the whole is iterative. Note the penalty is per
+    user/item here (``l2`` of order 10), not per rating as in :func:`sgd_mf`, so this is a
+    different objective from :math:`J_B`: it shrinks users and items with few ratings more.
     """
     users, items, ratings = _triples(users, items, ratings)
     _check_ids(users, items, n_users, n_items)
@@ -147,23 +155,33 @@ def als_mf(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: i
         raise ValueError(f"need l2 > 0, dim >= 1 and n_iter >= 1; got {l2}, {dim}, {n_iter}")
     rng = np.random.default_rng(seed)
     mf = MatrixFactorization.init(n_users, n_items, dim, rng, scale=init_std, mu=float(ratings.mean()))
-    by_user = sp.csr_array((np.ones(len(users)), (users, items)), shape=(n_users, n_items))
-    by_item = by_user.T.tocsr()
     eye = np.eye(dim + 1)
+    # each entity's ratings as one contiguous slice (CSR order): its Gram matrix is then one
+    # BLAS product X_u^T X_u, which is far faster than summing outer products at d = 128
+    by_user, by_item = np.argsort(users, kind="stable"), np.argsort(items, kind="stable")
+    user_ptr = np.r_[0, np.cumsum(np.bincount(users, minlength=n_users))]
+    item_ptr = np.r_[0, np.cumsum(np.bincount(items, minlength=n_items))]
 
-    def solve(mask: sp.csr_array, rows: np.ndarray, cols: np.ndarray, other: np.ndarray,
+    def solve(order: np.ndarray, ptr: np.ndarray, cols: np.ndarray, other: np.ndarray,
               other_bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        design = np.hstack([other, np.ones((len(other), 1))])           # (n_other, d+1)
-        outer = (design[:, :, None] * design[:, None, :]).reshape(len(other), -1)
-        gram = (mask @ outer).reshape(-1, dim + 1, dim + 1) + l2 * eye  # sum of x x^T + l2 I
-        target = ratings - mf.mu - other_bias[cols]
-        rhs = sp.csr_array((target, (rows, cols)), shape=mask.shape) @ design
-        x = np.linalg.solve(gram, rhs[..., None])[..., 0]
-        return x[:, :dim], x[:, dim]
+        design = np.hstack([other, np.ones((len(other), 1))])[cols[order]]   # rows of x_j = [q_j, 1]
+        target = (ratings - mf.mu - other_bias[cols])[order]
+        n = len(ptr) - 1
+        gram = np.broadcast_to(l2 * eye, (n, dim + 1, dim + 1)).copy()        # sum x x^T + l2 I
+        rhs = np.zeros((n, dim + 1))
+        for k in np.flatnonzero(np.diff(ptr)):
+            x = design[ptr[k]:ptr[k + 1]]
+            gram[k] += x.T @ x
+            rhs[k] = target[ptr[k]:ptr[k + 1]] @ x
+        sol = np.linalg.solve(gram, rhs[..., None])[..., 0]
+        return sol[:, :dim], sol[:, dim]
 
-    for _ in range(n_iter):
-        mf.P, mf.b_user = solve(by_user, users, items, mf.Q, mf.b_item)
-        mf.Q, mf.b_item = solve(by_item, items, users, mf.P, mf.b_user)
+    # one BLAS thread: thousands of tiny products and solves drown in thread start-up
+    # otherwise (d = 128 on a busy 2-core machine: 100 times slower)
+    with threadpool_limits(1, "blas"):
+        for _ in range(n_iter):
+            mf.P, mf.b_user = solve(by_user, user_ptr, items, mf.Q, mf.b_item)
+            mf.Q, mf.b_item = solve(by_item, item_ptr, users, mf.P, mf.b_user)
     return mf
 
 
@@ -266,15 +284,18 @@ class _AbsNormal(keras.initializers.Initializer):
 
 
 def build_mlp_mf(n_users: int, n_items: int, dim: int = 32, hidden: Sequence[int] = (64, 32), *,
-                 mu: float = 0.0, l2: float = 0.0, dropout: float = 0.0, init_std: float = 0.05,
-                 name: str = "mlp_mf") -> keras.Model:
+                 mu: float = 0.0, l2: float = 0.0, dense_l2: float = 0.0, dropout: float = 0.0,
+                 init_std: float = 0.05, name: str = "mlp_mf") -> keras.Model:
     r"""The dot product replaced by an MLP on the concatenated embeddings:
 
     .. math:: z_0 = [p_u; q_i],\quad z_l = \mathrm{ReLU}(W_l z_{l-1} + c_l),\quad
               \hat r_{ui} = \mu + b_u + b_i + w^\top z_L + c .
 
-    Same inputs, biases and embedding penalty as :func:`build_mf`; ``dropout`` is applied
-    after each hidden layer during training.
+    Same inputs, biases and embedding penalty ``l2`` as :func:`build_mf`. ``dense_l2`` adds
+    :math:`\lambda_W \sum_l \lVert W_l\rVert_F^2` (and :math:`\lambda_W\lVert w\rVert^2`) to
+    the loss once per step (a ``kernel_regularizer``: the weights are shared by every rating,
+    so there is no per-occurrence version); ``dropout`` is applied after each hidden layer
+    during training.
     """
     _check_model_args(n_users, n_items, dim, l2)
     hidden = tuple(int(h) for h in hidden)
@@ -282,16 +303,20 @@ def build_mlp_mf(n_users: int, n_items: int, dim: int = 32, hidden: Sequence[int
         raise ValueError(f"hidden must list positive layer widths, e.g. (64, 32); got {hidden}")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    if dense_l2 < 0:
+        raise ValueError(f"dense_l2 must be >= 0, got {dense_l2}")
+    kernel_reg = (lambda: keras.regularizers.L2(dense_l2)) if dense_l2 > 0 else (lambda: None)
     init = keras.initializers.RandomNormal(stddev=init_std)
     user, item = _inputs()
     p = _embedding(n_users, dim, "user_embedding", l2, init)(user)
     q = _embedding(n_items, dim, "item_embedding", l2, init)(item)
     z = keras.layers.Concatenate(name="concat")([p, q])
     for k, width in enumerate(hidden):
-        z = keras.layers.Dense(width, activation="relu", name=f"dense_{k}")(z)
+        z = keras.layers.Dense(width, activation="relu", name=f"dense_{k}",
+                               kernel_regularizer=kernel_reg())(z)
         if dropout > 0:
             z = keras.layers.Dropout(dropout, name=f"dropout_{k}")(z)
-    z = keras.layers.Dense(1, name="head")(z)
+    z = keras.layers.Dense(1, name="head", kernel_regularizer=kernel_reg())(z)
     z = keras.layers.Reshape((), name="head_flat")(z)
     bu, bi = _biases(user, item, n_users, n_items, l2)
     s = keras.layers.Add(name="sum")([z, bu, bi])
@@ -562,3 +587,45 @@ def blend(predictions: Sequence[np.ndarray], weights: np.ndarray,
                          f"(one each plus the intercept), got {len(weights)}")
     out = weights[-1] + sum(w * np.asarray(p, dtype=np.float64) for w, p in zip(weights[:-1], predictions))
     return np.clip(out, *clip) if clip is not None else out
+
+
+# ----------------------------------------------------------------------------- the u-folds
+Triple = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class RatingSplit:
+    """One MovieLens 100K fold as rating triples ``(users, items, ratings)`` with 0-based
+    indices (index = id - 1): ``train`` and ``val`` partition ``u{fold}.base``, ``test`` is
+    ``u{fold}.test``. ``n_users``/``n_items`` are the full catalogue (943 and 1,682)."""
+
+    fold: int
+    train: Triple
+    val: Triple
+    test: Triple
+    n_users: int
+    n_items: int
+
+
+def rating_split(fold: int = 1, val_fraction: float = 0.05, seed: int = 0,
+                 data_dir: str | None = None) -> RatingSplit:
+    """Chapter 7's protocol: fold ``u{fold}`` of MovieLens 100K, with a random
+    ``val_fraction`` of ``u{fold}.base`` held out for every choice (each rating is in
+    validation with probability ``val_fraction``, drawn with ``seed``; this mirrors how
+    ``u{fold}.test`` was drawn). ``u{fold}.test`` is only for reporting. The chapter, its
+    search scripts and ``benchmarks/nmf_folds.py`` all call this, so they see one split.
+    """
+    from helpers.data import load_ml100k_fold
+
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    base, test = load_ml100k_fold(fold, data_dir=data_dir)
+
+    def arrays(df) -> Triple:
+        return (df["user_id"].to_numpy(np.int64) - 1, df["item_id"].to_numpy(np.int64) - 1,
+                df["rating"].to_numpy(np.float64))
+
+    u, i, r = arrays(base)
+    is_val = np.random.default_rng(seed).random(len(r)) < val_fraction
+    return RatingSplit(int(str(fold).removeprefix("u")), (u[~is_val], i[~is_val], r[~is_val]),
+                       (u[is_val], i[is_val], r[is_val]), arrays(test), 943, 1682)

@@ -213,3 +213,36 @@ def test_fit_blend_recovers_weights():
         M.blend([a, b], w[:2])
     with pytest.raises(ValueError, match="shape"):
         M.fit_blend([a[:10]], y)
+
+
+def test_als_users_without_ratings_get_zero_factors(data):
+    (u, i, r), _ = data
+    keep = u != 5                                               # user 5 has no ratings at all
+    mf = M.als_mf(u[keep], i[keep], r[keep], N_USERS, N_ITEMS, dim=RANK, l2=1.0, n_iter=3)
+    np.testing.assert_array_equal(mf.P[5], 0.0)
+    assert mf.b_user[5] == 0.0 and np.isfinite(mf.P).all()
+
+
+def test_mlp_mf_dense_l2_penalises_the_dense_weights_once_per_step():
+    model = M.build_mlp_mf(N_USERS, N_ITEMS, 4, hidden=(8,), mu=3.5, dense_l2=0.01)
+    u = tf.constant([0, 1, 2], tf.int32)
+    model([u, u], training=True)
+    kernels = [model.get_layer(n).kernel.numpy() for n in ("dense_0", "head")]
+    expected = 0.01 * sum(float(np.sum(k ** 2)) for k in kernels)
+    assert float(tf.add_n(model.losses)) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="dense_l2"):
+        M.build_mlp_mf(N_USERS, N_ITEMS, 4, dense_l2=-1.0)
+
+
+def test_rating_split_partitions_the_base_file(real_data_dir):
+    from helpers.data import load_ml100k_fold
+
+    s = M.rating_split(1, data_dir=real_data_dir)
+    base, test = load_ml100k_fold(1, data_dir=real_data_dir)
+    assert len(s.train[2]) + len(s.val[2]) == len(base) and len(s.test[2]) == len(test)
+    assert 0.04 < len(s.val[2]) / len(base) < 0.06
+    assert s.train[0].min() == 0 and s.train[0].max() < s.n_users and s.train[1].max() < s.n_items
+    again = M.rating_split(1, data_dir=real_data_dir)
+    np.testing.assert_array_equal(again.val[0], s.val[0])   # seeded: the same split every time
+    with pytest.raises(ValueError, match="val_fraction"):
+        M.rating_split(1, val_fraction=0.0, data_dir=real_data_dir)
