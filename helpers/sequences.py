@@ -11,20 +11,24 @@ recent item is always in the last column.
 row is :math:`(s_0, \dots, s_{n-2})` and the target row :math:`(s_1, \dots, s_{n-1})`: the
 hidden state :math:`h_t` after reading :math:`s_0..s_t` is trained to score
 :math:`s_{t+1}` above other items, at every position at once, with padded positions masked
-out (:func:`next_item_arrays`). One user is one training row per epoch instead of one
-sliding window per position. A model's score of item :math:`j` at position :math:`t` is the
-dot product with the item embedding table :math:`E` shared with the input,
+out (:func:`next_item_arrays`). One row of up to ``max_len`` positions per user (long
+histories cut into several rows) replaces one sliding window per position. A model's score of
+item :math:`j` at position :math:`t` is the dot product with the item embedding table
+:math:`E` shared with the input,
 
 .. math:: r_{t,j} = h_t^\top E_{j+1},
 
-and the loss (:func:`train_next_item`) is either the full softmax cross-entropy over all
-items or binary cross-entropy against ``n_neg`` sampled negatives per position,
+and the loss (:func:`next_item_loss`, :func:`train_next_item`) is the full softmax
+cross-entropy over all items, a sampled softmax against ``n_neg`` items the user never
+interacted with (shared by a row's positions), or binary cross-entropy against ``n_neg``
+sampled negatives per position,
 
-.. math:: \ell_t = -\log\frac{e^{r_{t,s_{t+1}}}}{\sum_j e^{r_{t,j}}}
-          \qquad\text{or}\qquad
+.. math:: \ell_t = -\log\frac{e^{r_{t,s_{t+1}}}}{\sum_j e^{r_{t,j}}},\qquad
+          \ell_t = -\log\frac{e^{r_{t,s_{t+1}}}}{e^{r_{t,s_{t+1}}} + \sum_{k} e^{r_{t,j_k}}},\qquad
           \ell_t = -\log\sigma(r_{t,s_{t+1}}) - \sum_{k=1}^{n_\text{neg}}\log\big(1-\sigma(r_{t,j_k})\big),
 
-averaged over the non-padded positions of a batch.
+averaged over the non-padded positions of a batch. :func:`fit_sequence_model` builds and
+trains any of the three models from one settings mapping (a search's choice).
 
 **Models** (all map a ``(batch, max_len)`` int32 array of shifted items to hidden states
 ``(batch, max_len, dim)``; every output at position :math:`t` depends only on positions
