@@ -98,7 +98,8 @@ def run(d: dict, setting: dict, seed: int):
                                      d["skipped"][d["u_val"]] if skip else None, users=d["u_val"])
         return {"AUC": metrics.auc(d["y_val"], p), "GAUC": metrics.grouped_auc(d["u_val"], d["y_val"], p)[0]}
 
-    config = TrainConfig(epochs=EPOCHS, batch_size=BATCH, learning_rate=float(setting["learning_rate"]), seed=seed)
+    config = TrainConfig(epochs=EPOCHS, batch_size=BATCH, learning_rate=float(setting["learning_rate"]),
+                         seed=seed)
     hist = text.fit_click_model(model, d["i_fit"], d["clicked"][d["u_fit"]], d["y_fit"], d["u_fit"], config,
                                 skipped=d["skipped"][d["u_fit"]] if skip else None,
                                 validation=Validation(evaluate, monitor="AUC", mode="max", patience=PATIENCE))
@@ -135,8 +136,8 @@ def main() -> None:
         print(f"[{time.perf_counter() - t0:5.0f} s] init={init} dropout={dropout} size={size} lr={lr}: "
               f"{rows[-1][METRIC]:.4f} ± {rows[-1]['val AUC sd']:.4f}", flush=True)
     table = pd.DataFrame(rows).sort_values(METRIC, ascending=False, kind="stable").reset_index(drop=True)
-    keys = ["user_encoder", "use_skipped", "entities", "widths", "word_init", "word_dim", "filters", "dropout",
-            "learning_rate"]
+    keys = ["user_encoder", "use_skipped", "entities", "widths", "word_init", "word_dim", "filters",
+            "dropout", "learning_rate"]
     choice = {k: table.iloc[0][k] for k in keys}
     notes = dict(script="benchmarks/content_search.py", val_share=VAL_SHARE, split_seed=SPLIT_SEED,
                  max_len=MAX_LEN, min_count=MIN_COUNT, max_history=MAX_HISTORY, epochs=EPOCHS,

@@ -128,7 +128,8 @@ def align_entities(titles: Sequence[str], entities: Sequence[Sequence[tuple[int,
     with :meth:`Vocabulary.encode` of the same titles and ``max_len``.
     """
     if len(titles) != len(entities):
-        raise ValueError(f"titles and entities must have one entry per row, got {len(titles)} and {len(entities)}")
+        raise ValueError(f"titles and entities must have one entry per row, got {len(titles)} and "
+                         f"{len(entities)}")
     if int(max_len) != max_len or max_len < 1:
         raise ValueError(f"max_len must be a positive integer, got {max_len!r}")
     out = np.zeros((len(titles), int(max_len)), dtype=np.int32)
@@ -202,7 +203,8 @@ def vectorise_news(train: pd.DataFrame, frames: Sequence[pd.DataFrame], max_len:
     for f in (train, *frames):
         missing = {"user_id", "title", "entities"} - set(f.columns)
         if missing:
-            raise ValueError(f"a news frame needs the columns user_id, title and entities; missing {sorted(missing)}")
+            raise ValueError("a news frame needs the columns user_id, title and entities; missing "
+                             f"{sorted(missing)}")
     vocab = Vocabulary.fit(train["title"], min_count=min_count)
     evocab = Vocabulary.fit([[e for e, _ in ents] for ents in train["entities"]])
     every = pd.concat([train, *frames], ignore_index=True).drop_duplicates("title")
@@ -299,7 +301,8 @@ def attention_weights(history: np.ndarray, candidate: np.ndarray, mask: np.ndarr
     history = np.asarray(history, dtype=np.float64)
     candidate = np.asarray(candidate, dtype=np.float64)
     mask = np.asarray(mask, dtype=bool)
-    if history.ndim != 3 or candidate.shape != (history.shape[0], history.shape[2]) or mask.shape != history.shape[:2]:
+    if (history.ndim != 3 or candidate.shape != (history.shape[0], history.shape[2])
+            or mask.shape != history.shape[:2]):
         raise ValueError(f"expected history (n, H, F), candidate (n, F), mask (n, H); got {history.shape}, "
                          f"{candidate.shape}, {mask.shape}")
     if scores is None:
@@ -345,7 +348,8 @@ def build_title_encoder(n_words: int, max_len: int, n_entities: int = 0, word_di
     if word_vectors is not None:
         word_vectors = np.asarray(word_vectors, dtype=np.float32)
         if word_vectors.shape != (n_words, word_dim):
-            raise ValueError(f"word_vectors must have shape ({n_words}, {word_dim}), got {word_vectors.shape}")
+            raise ValueError(f"word_vectors must have shape ({n_words}, {word_dim}), got "
+                             f"{word_vectors.shape}")
         init = keras.initializers.Constant(word_vectors)
     words = keras.Input((max_len,), dtype="int32", name="words")
     inputs = [words]
@@ -405,7 +409,8 @@ class NewsClickModel(keras.Model):
         if title_entities is not None:
             title_entities = np.asarray(title_entities, dtype=np.int32)
             if title_entities.shape != title_words.shape:
-                raise ValueError(f"title_entities {title_entities.shape} must match title_words {title_words.shape}")
+                raise ValueError(f"title_entities {title_entities.shape} must match title_words "
+                                 f"{title_words.shape}")
         self.encoder = encoder
         self.user_encoder = user_encoder
         self.n_titles = int(title_words.shape[0])
@@ -440,8 +445,8 @@ class NewsClickModel(keras.Model):
         candidates = tf.cast(tf.reshape(candidates, [-1]), tf.int32)
         histories = [tf.cast(h, tf.int32) for h in histories]
         b = tf.shape(candidates)[0]
-        vec = self.encode_titles(tf.concat([candidates] + [tf.reshape(tf.maximum(h, 0), [-1]) for h in histories],
-                                           0), training)
+        flat = [candidates] + [tf.reshape(tf.maximum(h, 0), [-1]) for h in histories]
+        vec = self.encode_titles(tf.concat(flat, 0), training)
         out, start = [], b
         for h in histories:
             n = tf.size(h)
@@ -501,8 +506,8 @@ def user_histories(users: np.ndarray, items: np.ndarray, clicked: np.ndarray, ma
     items = np.asarray(items)
     clicked = np.asarray(clicked)
     if not users.shape == items.shape == clicked.shape or users.ndim != 1:
-        raise ValueError(f"users, items and clicked must be 1-D and aligned, got {users.shape}, {items.shape}, "
-                         f"{clicked.shape}")
+        raise ValueError(f"users, items and clicked must be 1-D and aligned, got {users.shape}, "
+                         f"{items.shape}, {clicked.shape}")
     if int(max_history) != max_history or max_history < 1:
         raise ValueError(f"max_history must be a positive integer, got {max_history!r}")
     if users.size and (users.min() < 0 or items.min() < 0):
@@ -592,7 +597,8 @@ def fit_click_model(model: NewsClickModel, candidates: np.ndarray, history: np.n
     users = np.asarray(users)
     n = arrays[0].shape[0]
     if labels.shape != (n,) or users.shape != (n,):
-        raise ValueError(f"labels and users need one entry per row ({n}), got {labels.shape} and {users.shape}")
+        raise ValueError(f"labels and users need one entry per row ({n}), got {labels.shape} and "
+                         f"{users.shape}")
     if not np.isin(labels, (0.0, 1.0)).all():
         raise ValueError("labels must be 0 (not clicked) or 1 (clicked)")
     rng = np.random.default_rng(config.seed)

@@ -105,7 +105,8 @@ def test_attention_weights_softmax_over_unmasked_positions():
     s = h[0, :2] @ c[0] / np.sqrt(5)
     np.testing.assert_allclose(a[0, :2], np.exp(s) / np.exp(s).sum())
     # constant scores give the mean over the real entries
-    np.testing.assert_allclose(text.attention_weights(h, c, mask, scores=np.zeros((3, 4)))[0], [0.5, 0.5, 0, 0])
+    flat = text.attention_weights(h, c, mask, scores=np.zeros((3, 4)))
+    np.testing.assert_allclose(flat[0], [0.5, 0.5, 0, 0])
     with pytest.raises(ValueError, match="expected history"):
         text.attention_weights(h, c[:2], mask)
 
@@ -115,7 +116,8 @@ def _tiny_titles(n_titles=12, max_len=5, n_words=9, n_ents=4, seed=0):
     rng = np.random.default_rng(seed)
     words = rng.integers(2, n_words, size=(n_titles, max_len)).astype(np.int32)
     words[:, 3:] = np.where(rng.random((n_titles, 2)) < 0.5, PAD, words[:, 3:])
-    ents = np.where(rng.random((n_titles, max_len)) < 0.3, rng.integers(1, n_ents, size=(n_titles, max_len)), PAD)
+    ents = np.where(rng.random((n_titles, max_len)) < 0.3,
+                    rng.integers(1, n_ents, size=(n_titles, max_len)), PAD)
     return words, ents.astype(np.int32)
 
 
@@ -144,7 +146,8 @@ def test_encoder_matches_numpy_embedding_then_conv1d_max_pool():
     enc = text.build_title_encoder(9, 5, word_dim=3, widths=(1, 3), filters=4)
     emb = enc.get_layer("word_embedding").get_weights()[0]
     parts = [text.conv1d_max_pool(emb[words], *enc.get_layer(f"conv_w{w}").get_weights()) for w in (1, 3)]
-    np.testing.assert_allclose(np.concatenate(parts, axis=1), enc.predict(words, verbose=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.concatenate(parts, axis=1), enc.predict(words, verbose=0),
+                               rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("user_encoder", ["mean", "dot", "mlp"])
