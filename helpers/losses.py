@@ -17,7 +17,7 @@ Three families, by the task they fit:
 * **ranking** (one observed item against one unobserved item of the same user):
   :func:`bpr`, :func:`margin_ranking`.
 
-The numerically delicate pieces (:func:`sigmoid`, :func:`log_sigmoid`, :func:`softplus`,
+The numerically delicate pieces (:func:`~helpers.activations.sigmoid`, :func:`~helpers.activations.log_sigmoid`, :func:`~helpers.activations.softplus`,
 :func:`logsumexp`) never exponentiate a large positive number, so they are exact at
 ``|x| = 1000``. ``tests/test_losses.py`` checks every loss against ``keras.losses`` (or a
 TensorFlow op where Keras has none) and every gradient against ``tf.GradientTape``.

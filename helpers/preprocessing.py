@@ -172,4 +172,4 @@ def ties_at_last(df: pd.DataFrame, user_col: str = "user_id", time_col: str = "t
     return (df[time_col] == last).groupby(df[user_col], sort=True).sum().rename("n_at_last")
 
 
-__all__ = ["MeanCentering", "clean_interactions", "popularity_probabilities", "ties_at_last"]
+__all__ = ["MeanCentering", "clean_interactions", "popularity_probabilities", "recency_weights", "ties_at_last"]
