@@ -133,7 +133,7 @@ return {
 """
 
 RAW_MATH = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$\$")
-LONG_NUMBER = re.compile(r"(?<![\w.])\d+\.\d{7,}(?![\w])")
+LONG_NUMBER = re.compile(r"(?<![\w./])\d+\.\d{7,}(?![\w])")  # not DOIs (10.1145/3109859.3109912)
 
 
 def _wait_until_images_settle(driver) -> None:
