@@ -175,6 +175,17 @@ def time_gap_buckets(history: pd.DataFrame, heldout: pd.DataFrame, window: float
     return pd.DataFrame({"gap_seconds": gap, "bucket": bucket}, index=heldout.index)
 
 
+def _import_implicit() -> None:
+    """Import ``implicit`` quietly: it imports ``tqdm.auto``, which warns on stderr inside a
+    notebook without ipywidgets (progress bars are off here anyway)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import implicit.cpu.als  # noqa: F401
+        import implicit.cpu.bpr  # noqa: F401
+
+
 def _implicit_input(train: sp.csr_array | sp.spmatrix) -> sp.csr_matrix:
     x = sp.csr_matrix(train, dtype=np.float32)
     x.data[:] = 1.0
@@ -214,6 +225,7 @@ def implicit_als(train: sp.csr_array | sp.spmatrix, factors: int = 64, regulariz
     user_factors, item_factors)`` is called after every iteration (1-based) with the current
     factors (float64 copies), e.g. to validate every iteration count in one fit.
     """
+    _import_implicit()
     import implicit.cpu.als
     from threadpoolctl import threadpool_limits
 
@@ -245,6 +257,7 @@ def implicit_bpr(train: sp.csr_array | sp.spmatrix, factors: int = 64, learning_
     ``callback(iteration, user_factors, item_factors)`` is called after every iteration, as
     in :func:`implicit_als`.
     """
+    _import_implicit()
     import implicit.cpu.bpr
     from threadpoolctl import threadpool_limits
 
