@@ -26,7 +26,10 @@ TensorFlow until something asks for it: see :mod:`helpers.quiet`. The NumPy-only
 - :mod:`helpers.mf` -- matrix factorisation for explicit ratings, NumPy and Keras (chapter 7);
 - :mod:`helpers.ncf` -- GMF, MLP and NeuMF builders and their fast training loop (chapter 8);
 - :mod:`helpers.beyond` -- coverage, novelty, diversity, popularity bias (chapter 9);
-- :mod:`helpers.stats` -- confidence intervals and significance tests (chapter 9).
+- :mod:`helpers.stats` -- confidence intervals and significance tests (chapter 9);
+- :mod:`helpers.sequences` -- GRU4Rec, Caser and SASRec builders, Markov baseline (chapter 10);
+- :mod:`helpers.text` -- title vectorisation, CNN title encoder, DKN attention (chapter 11);
+- :mod:`helpers.hybrid` -- FM, Wide & Deep, DeepFM, DCN and two towers (chapter 12).
 """
 import sys as _sys
 
