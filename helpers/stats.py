@@ -11,9 +11,9 @@ functions put an interval around it or test a difference:
 * :func:`proportion_interval`, :func:`two_proportion_z_test` (and its vectorised
   :func:`two_proportion_p_values`), :func:`sample_size_two_proportions` -- click-through
   and conversion rates in A/B tests;
-* :func:`ips_estimate`, :func:`snips_estimate`, :func:`dr_estimate` -- off-policy
-  evaluation: the value (e.g. CTR) a *new* policy would have had, estimated from the log of
-  the *old* one, with a normal-approximation interval.
+* ``ips_estimate``, ``snips_estimate``, ``dr_estimate`` -- off-policy evaluation: the
+  value (e.g. CTR) a *new* policy would have had, estimated from the log of the *old* one;
+  they live in :mod:`helpers.ope` and are re-exported here.
 
 Two-sample results are reported as **b minus a** ("how much b improves on a"). Every
 function returns plain floats inside small frozen dataclasses and is cross-checked against
@@ -310,84 +310,18 @@ def sample_size_two_proportions(p_a: float, p_b: float, alpha: float = 0.05,
 
 
 # ------------------------------------------------------------------ off-policy evaluation
-def _ope_inputs(rewards: np.ndarray, target_prob: np.ndarray, logging_prob: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray]:
-    r = _sample(rewards, "rewards")
-    pe = _sample(target_prob, "target_prob")
-    p0 = _sample(logging_prob, "logging_prob")
-    if not r.shape == pe.shape == p0.shape:
-        raise ValueError("rewards, target_prob and logging_prob need one value per logged round, got "
-                         f"lengths {r.size}, {pe.size}, {p0.size}")
-    if ((pe < 0) | (pe > 1)).any():
-        raise ValueError("target_prob must be probabilities in [0, 1]")
-    if ((p0 <= 0) | (p0 > 1)).any():
-        raise ValueError("logging_prob must be probabilities in (0, 1]: an action the logging policy "
-                         "could not take cannot be in its log, and a zero propensity makes the weight infinite")
-    return r, pe / p0
+#: Re-exported from :mod:`helpers.ope`, where the off-policy estimators now live (chapter 13);
+#: ``helpers.stats.ips_estimate`` etc. keep working for chapter 9.
+_OPE_NAMES = ("ips_estimate", "snips_estimate", "dr_estimate")
 
 
-def _normal_interval(terms: np.ndarray, estimate: float, scale: float, confidence: float) -> Interval:
-    c = _confidence(confidence)
-    h = float(stats.norm.ppf((1 + c) / 2) * terms.std(ddof=1) / np.sqrt(terms.size) / scale)
-    return Interval(float(estimate), float(estimate) - h, float(estimate) + h, c)
+def __getattr__(name: str):  # PEP 562: imported on first use, so helpers.ope can import this module
+    if name in _OPE_NAMES:
+        from helpers import ope
+
+        return getattr(ope, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def ips_estimate(rewards: np.ndarray, target_prob: np.ndarray, logging_prob: np.ndarray,
-                 confidence: float = 0.95) -> Interval:
-    r"""Inverse propensity scoring: the value of a target policy :math:`\pi_e` from rounds
-    logged by a policy :math:`\pi_0` (Horvitz & Thompson, 1952; Precup et al., 2000):
-
-    .. math:: \hat V_{\mathrm{IPS}} = \frac1n\sum_{t=1}^n w_t\, r_t,\qquad
-              w_t = \frac{\pi_e(a_t \mid x_t)}{\pi_0(a_t \mid x_t)},
-
-    where round :math:`t` showed action :math:`a_t` in context :math:`x_t` and got reward
-    :math:`r_t` (e.g. a click). Unbiased whenever :math:`\pi_0 > 0` wherever
-    :math:`\pi_e > 0`. ``target_prob[t]`` is :math:`\pi_e(a_t \mid x_t)`,
-    ``logging_prob[t]`` :math:`\pi_0(a_t \mid x_t)` (the logged propensity). Interval:
-    :math:`\hat V \pm z\, s(w r)/\sqrt n` (central limit theorem over rounds).
-    """
-    r, w = _ope_inputs(rewards, target_prob, logging_prob)
-    terms = w * r
-    return _normal_interval(terms, terms.mean(), 1.0, confidence)
-
-
-def snips_estimate(rewards: np.ndarray, target_prob: np.ndarray, logging_prob: np.ndarray,
-                   confidence: float = 0.95) -> Interval:
-    r"""Self-normalised IPS (Swaminathan & Joachims, 2015): divide by the sum of the weights,
-
-    .. math:: \hat V_{\mathrm{SNIPS}} = \frac{\sum_t w_t r_t}{\sum_t w_t},
-
-    slightly biased but never outside the range of the rewards and usually less variable
-    than IPS (the weights average to 1 only in expectation). Interval by the delta method:
-    :math:`\hat V \pm z\, s\big(w (r - \hat V)\big) / (\sqrt n\,\bar w)`.
-    """
-    r, w = _ope_inputs(rewards, target_prob, logging_prob)
-    if w.sum() == 0:
-        raise ValueError("all importance weights are 0: the target policy never takes a logged action")
-    v = float((w * r).sum() / w.sum())
-    return _normal_interval(w * (r - v), v, float(w.mean()), confidence)
-
-
-def dr_estimate(rewards: np.ndarray, target_prob: np.ndarray, logging_prob: np.ndarray,
-                reward_logged: np.ndarray, reward_target: np.ndarray,
-                confidence: float = 0.95) -> Interval:
-    r"""Doubly robust estimate (Dudík, Langford & Li, 2011): a reward model
-    :math:`\hat q(x, a)` plus an IPS correction of its error,
-
-    .. math:: \hat V_{\mathrm{DR}} = \frac1n\sum_t\Big(\hat q_{\pi_e}(x_t)
-              + w_t\,\big(r_t - \hat q(x_t, a_t)\big)\Big),\qquad
-              \hat q_{\pi_e}(x_t) = \sum_a \pi_e(a \mid x_t)\,\hat q(x_t, a).
-
-    ``reward_logged[t]`` is :math:`\hat q(x_t, a_t)`, ``reward_target[t]`` is
-    :math:`\hat q_{\pi_e}(x_t)`. Unbiased if either the propensities or the reward model
-    are right; a good model shrinks the variance. With :math:`\hat q = 0` it is IPS.
-    Interval: :math:`\hat V \pm z\, s/\sqrt n` over the per-round terms.
-    """
-    r, w = _ope_inputs(rewards, target_prob, logging_prob)
-    q_log = _sample(reward_logged, "reward_logged")
-    q_tgt = _sample(reward_target, "reward_target")
-    if not q_log.shape == q_tgt.shape == r.shape:
-        raise ValueError(f"reward_logged and reward_target need one value per round ({r.size}), got "
-                         f"{q_log.size} and {q_tgt.size}")
-    terms = q_tgt + w * (r - q_log)
-    return _normal_interval(terms, terms.mean(), 1.0, confidence)
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_OPE_NAMES))
