@@ -1,6 +1,6 @@
 """Choose the recency weights of pre-trained NeuMF on validation. Run by hand, not in CI,
-after ``benchmarks/ncf_search.py`` (it reads the GMF, MLP and fine-tuning choices; about
-10 minutes on 2 cores):
+after ``benchmarks/ncf_search.py`` (it reads the GMF, MLP and fine-tuning choices; about an
+hour on the shared 2-core machine):
 
     RECSYS_DATA_DIR=/path/to/data .venv/bin/python benchmarks/ncf_recency_search.py
 

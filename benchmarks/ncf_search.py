@@ -1,6 +1,7 @@
 """Validation searches for chapter 8's neural models: GMF, the MLP tower, NeuMF from scratch
 and the fine-tuning of pre-trained NeuMF. Run by hand, not in CI, one model per call, in this
-order (each step reads the choices of the steps before it; about 5-10 minutes each on 2 cores):
+order (each step reads the choices of the steps before it; 3-20 minutes each on the shared 2-core
+machine, see ``minutes`` in each result's JSON):
 
     RECSYS_DATA_DIR=/path/to/data .venv/bin/python benchmarks/ncf_search.py --model gmf
     ... --model mlp ; ... --model neumf ; ... --model finetune
@@ -72,9 +73,9 @@ GMF_BASE = dict(factors=64, n_neg=4, batch_size=8192, epochs=epochs_for("gmf", 4
 GMF_LR, GMF_WD = (0.005, 0.01, 0.02, 0.04), (0.03, 0.1, 0.3, 1.0)
 GMF_FACTORS, GMF_NEG = (8, 16, 32, 128), (1, 2, 8, 16)
 MLP_BASE = dict(layers="64-32-16-8", batch_size=2048, decay_to=0.0)
-MLP_LR, MLP_WD = (0.003, 0.01, 0.03), (0.03, 0.1, 0.3)
+MLP_LR, MLP_WD = (0.003, 0.01, 0.03, 0.06), (0.03, 0.1, 0.3)
 NEUMF_BASE = dict(batch_size=8192, decay_to=0.0)
-NEUMF_LR, NEUMF_WD = (0.005, 0.01, 0.02), (0.1, 0.3, 1.0)
+NEUMF_LR, NEUMF_WD = (0.005, 0.01, 0.02), (0.03, 0.1, 0.3, 1.0)
 FT_BASE = dict(batch_size=4096, decay_to=0.0, weight_decay=0.0)
 FT_ALPHA, FT_LR = (0.25, 0.5, 0.75), (1e-4, 3e-4, 1e-3, 3e-3)
 
