@@ -165,9 +165,9 @@ def ope_bootstrap(estimator: str, rewards: np.ndarray, target_prob: np.ndarray, 
     reps = np.empty(n_resamples)
     for s in range(0, n_resamples, 200):             # bounded memory: 200 resamples at a time
         b = min(200, n_resamples - s)
-        counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(b)])
+        idx = rng.integers(0, n, size=(b, n))
         with np.errstate(invalid="ignore", divide="ignore"):
-            reps[s:s + b] = (counts @ num) / (counts @ den)
+            reps[s:s + b] = num[idx].sum(axis=1) / den[idx].sum(axis=1)
     reps = reps[np.isfinite(reps)]                   # a SNIPS resample with no weight has no value
     lo, hi = np.quantile(reps, [(1 - c) / 2, (1 + c) / 2])
     iv = Interval(float(num.sum() / den.sum()), float(lo), float(hi), c)
