@@ -1,7 +1,7 @@
 """Chapter 7's validation search for item-based AutoRec (run by hand, not in CI).
 
 Hidden units x L2 penalty, 3 seeds each, on the **validation** ratings of fold u1 (a random
-5 % of ``u1.base``, ``helpers.mf.rating_split``); ``u1.test`` is never read. Each fit is
+5 % of ``u1.base``, ``helpers.splits.rating_split``); ``u1.test`` is never read. Each fit is
 full-batch Adam (learning rate 0.01) for at most 200 epochs, validation RMSE every 5 epochs,
 stopping after 6 checks without improvement and keeping the best check
 (``helpers.mf.fit_item_autorec``). A setting's score is its mean validation RMSE over seeds.
@@ -52,7 +52,7 @@ def main() -> None:
     choice = {"hidden": int(best["hidden"]), "l2": float(best["l2"])}
     write_search("nmf_autorec", table, choice, "val_rmse", goal="min", notes={
         "script": "benchmarks/autorec_search.py", "protocol": "fold u1; validation = random 5 % of "
-        "u1.base (seed 0, helpers.mf.rating_split); clipped predictions", "settings": len(table),
+        "u1.base (seed 0, helpers.splits.rating_split); clipped predictions", "settings": len(table),
         "seeds": len(SEEDS), **{f"fit_{k}": v for k, v in FIT.items()},
         "minutes": round((time.perf_counter() - t_start) / 60, 1)})
     print(f"nmf_autorec: {choice} -> {best['val_rmse']:.4f}")

@@ -3,14 +3,14 @@
 The pipeline is the chapter's, with the settings its validation searches chose on fold u1
 (read from ``benchmarks/results/`` with ``helpers.tuning.read_choice``, never retyped):
 
-1. hold out a random 5 % of ``u{k}.base`` as validation (seed 0, ``helpers.mf.rating_split``),
+1. hold out a random 5 % of ``u{k}.base`` as validation (seed 0, ``helpers.splits.rating_split``),
    train on the rest;
 2. neural MF (``helpers.mf.build_mf``; d and lambda from ``nmf_mf``; Adam 0.01, batches of
    4,096, early stopping on validation RMSE with patience 3);
 3. item-based AutoRec (``helpers.mf.fit_item_autorec``; hidden units and lambda from
    ``nmf_autorec``; full-batch Adam 0.01, up to 200 epochs, best validation check);
 4. least-squares blend of the two, weights fitted on the validation ratings
-   (``helpers.mf.fit_blend``);
+   (``helpers.ensemble.fit_blend``);
 5. for reference, biased MF by ALS with the settings of ``nmf_als``.
 
 Reports RMSE and MAE on ``u{k}.test`` per fold, and writes the table (one row per fold) to

@@ -1,7 +1,7 @@
 """Chapter 7's validation searches for the rating models (run by hand, not in CI).
 
 Every model of chapter 7's results table gets a grid on the **validation** ratings of fold
-u1 (a random 5 % of ``u1.base``, ``helpers.mf.rating_split``); ``u1.test`` is never read.
+u1 (a random 5 % of ``u1.base``, ``helpers.splits.rating_split``); ``u1.test`` is never read.
 The metric is the validation RMSE of clipped predictions (1-5). AutoRec has its own script,
 ``benchmarks/autorec_search.py``.
 
@@ -112,7 +112,7 @@ def save(name: str, table: pd.DataFrame, keys: list[str], **notes) -> None:
     choice = {k: table.loc[best.name, k] for k in keys}  # per column: ints stay ints
     write_search(name, table, choice, METRIC, goal="min", notes={
         "script": "benchmarks/nmf_search.py", "protocol": "fold u1; validation = random 5 % of u1.base "
-        "(seed 0, helpers.mf.rating_split); clipped predictions", "settings": len(table),
+        "(seed 0, helpers.splits.rating_split); clipped predictions", "settings": len(table),
         "seeds": int(table["seeds"].max()),
         "fit_minutes": round(float((table["seconds_per_fit"] * table["seeds"]).sum()) / 60, 1), **notes})
     print(f"{name}: {choice} -> {best[METRIC]:.4f}", flush=True)

@@ -22,8 +22,11 @@ TensorFlow until something asks for it: see :mod:`helpers.quiet`. The NumPy-only
 - :mod:`helpers.activations` -- numerically stable activations and derivatives (chapter 3);
 - :mod:`helpers.losses` -- losses with gradients, NumPy (chapter 4);
 - :mod:`helpers.optim` -- gradient descent to Adam from scratch (chapter 5);
+- :mod:`helpers.factorization` -- matrix factorisation in NumPy: the model with analytic
+  gradients, SGD, ALS and SVD fitters (chapters 4, 5, 7);
+- :mod:`helpers.ensemble` -- least-squares blends of rating predictors (chapter 7);
 - :mod:`helpers.features` -- user and item features for the MLP recommender (chapter 6);
-- :mod:`helpers.mf` -- matrix factorisation for explicit ratings, NumPy and Keras (chapter 7);
+- :mod:`helpers.mf` -- matrix factorisation and AutoRec in Keras/TensorFlow (chapter 7);
 - :mod:`helpers.ncf` -- GMF, MLP and NeuMF builders and their fast training loop (chapter 8);
 - :mod:`helpers.beyond` -- coverage, novelty, diversity, popularity bias (chapter 9);
 - :mod:`helpers.stats` -- confidence intervals and significance tests (chapter 9);

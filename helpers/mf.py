@@ -17,22 +17,27 @@ for MF. Summed over an epoch, user :math:`u` is penalised :math:`\lambda n_u \lV
 of ALS-WR, Zhou et al. 2008). :func:`als_mf` penalises each user and item once, which shrinks
 light users far more. The same objective appears three times:
 
-* NumPy: :class:`helpers.optim.MatrixFactorization` (chapter 5) holds the parameters and
-  its ``grads(..., l2)`` is the gradient of :math:`J_B`; :func:`sgd_mf` trains it with
-  mini-batch SGD;
+* NumPy: :class:`helpers.factorization.MatrixFactorization` (chapter 5) holds the parameters
+  and its ``grads(..., l2)`` is the gradient of :math:`J_B`;
+  :func:`helpers.factorization.sgd_mf` trains it with mini-batch SGD;
 * Keras: :func:`build_mf` is the same network (embeddings, dot product, bias embeddings, a
   constant :math:`\mu`); the penalty is an ``activity_regularizer`` on each embedding
   lookup, which Keras divides by the batch size, so ``loss="mse"`` plus the layer losses is
   exactly :math:`J_B`; :func:`train_explicit` trains any such model;
-* classical: :func:`als_mf` (alternating ridge regressions, each solved in closed form,
-  iterated; a per-user/per-item penalty, so a different objective) and :func:`svd_mf`
-  (truncated SVD of the baseline-filled rating matrix) are the non-neural references.
+* classical: :func:`helpers.factorization.als_mf` (alternating ridge regressions, each
+  solved in closed form, iterated; a per-user/per-item penalty, so a different objective)
+  and :func:`helpers.factorization.svd_mf` (truncated SVD of the baseline-filled rating
+  matrix) are the non-neural references.
 
 :func:`build_mlp_mf` swaps the dot product for an MLP on the concatenated embeddings, and
 :func:`fit_item_autorec` computes the item embedding from the item's ratings instead of
 looking it up (I-AutoRec, Sedhain et al., 2015). Layer names are fixed (``user_embedding``,
 ``item_embedding``, ``user_bias``, ``item_bias``) so that weights move between NumPy and
 Keras by name (:func:`set_mf_weights`, :func:`mf_from_model`).
+
+The NumPy fitters (:mod:`helpers.factorization`), the blend (:mod:`helpers.ensemble`) and
+chapter 7's split (:func:`helpers.splits.rating_split`) live in the modules of their concern;
+they are importable from here too, so ``from helpers import mf as M; M.als_mf(...)`` works.
 """
 from __future__ import annotations
 
@@ -42,11 +47,11 @@ from dataclasses import dataclass, field
 
 import keras
 import numpy as np
-import scipy.sparse as sp
 import tensorflow as tf
-from threadpoolctl import threadpool_limits
 
-from helpers.optim import SGD, MatrixFactorization, minibatches
+from helpers.ensemble import blend, fit_blend
+from helpers.factorization import MatrixFactorization, _check_ids, _rmse, _triples, als_mf, sgd_mf, svd_mf
+from helpers.splits import RatingSplit, rating_split
 from helpers.training import EpochHistory, compiled_epoch, predict_batched
 
 __all__ = [
@@ -54,162 +59,6 @@ __all__ = [
     "set_mf_weights", "mf_from_model", "predict_ratings", "History", "train_explicit",
     "ItemAutoRec", "fit_item_autorec", "fit_blend", "blend", "RatingSplit", "rating_split",
 ]
-
-
-# ----------------------------------------------------------------------------- checks
-def _triples(users: np.ndarray, items: np.ndarray, ratings: np.ndarray | None = None
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    users = np.asarray(users, dtype=np.int64)
-    items = np.asarray(items, dtype=np.int64)
-    if users.ndim != 1 or users.shape != items.shape or len(users) == 0:
-        raise ValueError(f"users and items must be non-empty 1-D arrays of equal length, got "
-                         f"shapes {users.shape} and {items.shape}")
-    if ratings is not None:
-        ratings = np.asarray(ratings, dtype=np.float64)
-        if ratings.shape != users.shape:
-            raise ValueError(f"ratings must have one value per (user, item) pair: got shape "
-                             f"{ratings.shape} for {len(users)} pairs")
-        if not np.isfinite(ratings).all():
-            raise ValueError("ratings contain NaN or inf")
-    return users, items, ratings
-
-
-def _check_ids(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> None:
-    if int(n_users) < 1 or int(n_items) < 1:
-        raise ValueError(f"n_users and n_items must be >= 1, got {n_users} and {n_items}")
-    if users.min() < 0 or users.max() >= n_users:
-        raise ValueError(f"user indices must lie in [0, {n_users}), got [{users.min()}, {users.max()}];"
-                         " encode raw ids first (helpers.encoding.encode_ids)")
-    if items.min() < 0 or items.max() >= n_items:
-        raise ValueError(f"item indices must lie in [0, {n_items}), got [{items.min()}, {items.max()}];"
-                         " encode raw ids first (helpers.encoding.encode_ids)")
-
-
-def _rmse(y: np.ndarray, p: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((np.asarray(y, np.float64) - np.asarray(p, np.float64)) ** 2)))
-
-
-# ----------------------------------------------------------------------------- NumPy
-def sgd_mf(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int, n_items: int,
-           *, dim: int = 32, l2: float = 0.05, learning_rate: float = 20.0, epochs: int = 10,
-           batch_size: int = 1024, init_std: float = 0.1, seed: int = 0,
-           val: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-           ) -> tuple[MatrixFactorization, dict[str, list[float]]]:
-    r"""Biased MF by plain mini-batch SGD in NumPy: for each shuffled batch :math:`B`,
-    :math:`\theta \leftarrow \theta - \eta\,\nabla_\theta J_B` (objective in the module
-    docstring), starting from :math:`\mu` = mean training rating, zero biases and
-    :math:`N(0, \text{init\_std}^2)` factors.
-
-    The learning rate looks large because :math:`J_B` averages over the batch: a user seen
-    once in a batch of 1,024 receives 1/1,024 of a per-rating gradient, so
-    :math:`\eta = 20` here is a per-rating step of about 0.02. Returns the model and
-    ``{"train RMSE": [...], "val RMSE": [...]}`` per epoch (``val RMSE`` only with ``val``;
-    training RMSE is measured during the epoch, on the fly).
-    """
-    users, items, ratings = _triples(users, items, ratings)
-    _check_ids(users, items, n_users, n_items)
-    if epochs < 1 or batch_size < 1 or dim < 1:
-        raise ValueError(f"epochs, batch_size and dim must be >= 1, got {epochs}, {batch_size}, {dim}")
-    if l2 < 0:
-        raise ValueError(f"l2 must be >= 0, got {l2}")
-    rng = np.random.default_rng(seed)
-    mf = MatrixFactorization.init(n_users, n_items, dim, rng, scale=init_std, mu=float(ratings.mean()))
-    opt = SGD(learning_rate)
-    hist: dict[str, list[float]] = {"train RMSE": []}
-    if val is not None:
-        vu, vi, vr = _triples(*val)
-        hist["val RMSE"] = []
-    for _ in range(epochs):
-        sq = 0.0
-        for b in minibatches(len(ratings), batch_size, rng):
-            s = mf.score(users[b], items[b])
-            err = s - ratings[b]
-            sq += float(err @ err)
-            opt.step(mf.params, mf.grads(users[b], items[b], 2.0 * err / len(b), l2))
-        if not np.isfinite(sq):
-            raise FloatingPointError("the SGD run diverged: lower learning_rate")
-        hist["train RMSE"].append(float(np.sqrt(sq / len(ratings))))
-        if val is not None:
-            hist["val RMSE"].append(_rmse(vr, np.clip(mf.score(vu, vi), 1, 5)))
-    return mf, hist
-
-
-def als_mf(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int, n_items: int,
-           *, dim: int = 10, l2: float = 10.0, n_iter: int = 15, init_std: float = 0.1,
-           seed: int = 0) -> MatrixFactorization:
-    r"""Classical biased MF by alternating least squares, :math:`\mu` fixed at the mean:
-
-    .. math:: \min \sum_{(u,i)} (r_{ui} - \mu - b_u - b_i - p_u^\top q_i)^2
-              + \lambda\Big(\sum_u \lVert p_u\rVert^2 + b_u^2 + \sum_i \lVert q_i\rVert^2 + b_i^2\Big).
-
-    With the items fixed, each user's :math:`(p_u, b_u)` is a ridge regression on the design
-    :math:`[q_i, 1]_{i \in I_u}` with target :math:`r_{ui} - \mu - b_i`, solved in closed form,
-    all users at once (a batched ``solve``); then the same for the items, and so on for
-    ``n_iter`` rounds: each step is exact, the whole is iterative. Note the penalty is per
-    user/item here (``l2`` of order 10), not per rating as in :func:`sgd_mf`, so this is a
-    different objective from :math:`J_B`: it shrinks users and items with few ratings more.
-    """
-    users, items, ratings = _triples(users, items, ratings)
-    _check_ids(users, items, n_users, n_items)
-    if l2 <= 0 or dim < 1 or n_iter < 1:
-        raise ValueError(f"need l2 > 0, dim >= 1 and n_iter >= 1; got {l2}, {dim}, {n_iter}")
-    rng = np.random.default_rng(seed)
-    mf = MatrixFactorization.init(n_users, n_items, dim, rng, scale=init_std, mu=float(ratings.mean()))
-    eye = np.eye(dim + 1)
-    # each entity's ratings as one contiguous slice (CSR order): its Gram matrix is then one
-    # BLAS product X_u^T X_u, which is far faster than summing outer products at d = 128
-    by_user, by_item = np.argsort(users, kind="stable"), np.argsort(items, kind="stable")
-    user_ptr = np.r_[0, np.cumsum(np.bincount(users, minlength=n_users))]
-    item_ptr = np.r_[0, np.cumsum(np.bincount(items, minlength=n_items))]
-
-    def solve(order: np.ndarray, ptr: np.ndarray, cols: np.ndarray, other: np.ndarray,
-              other_bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        design = np.hstack([other, np.ones((len(other), 1))])[cols[order]]   # rows of x_j = [q_j, 1]
-        target = (ratings - mf.mu - other_bias[cols])[order]
-        n = len(ptr) - 1
-        gram = np.broadcast_to(l2 * eye, (n, dim + 1, dim + 1)).copy()        # sum x x^T + l2 I
-        rhs = np.zeros((n, dim + 1))
-        for k in np.flatnonzero(np.diff(ptr)):
-            x = design[ptr[k]:ptr[k + 1]]
-            gram[k] += x.T @ x
-            rhs[k] = target[ptr[k]:ptr[k + 1]] @ x
-        sol = np.linalg.solve(gram, rhs[..., None])[..., 0]
-        return sol[:, :dim], sol[:, dim]
-
-    # one BLAS thread: thousands of tiny products and solves drown in thread start-up
-    # otherwise (d = 128 on a busy 2-core machine: 100 times slower)
-    with threadpool_limits(1, "blas"):
-        for _ in range(n_iter):
-            mf.P, mf.b_user = solve(by_user, user_ptr, items, mf.Q, mf.b_item)
-            mf.Q, mf.b_item = solve(by_item, item_ptr, users, mf.P, mf.b_user)
-    return mf
-
-
-def svd_mf(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int, n_items: int,
-           *, dim: int = 10, reg_user: float = 15.0, reg_item: float = 10.0) -> MatrixFactorization:
-    r"""The textbook "SVD" recommender (Sarwar et al., 2000): fill every missing entry of the
-    rating matrix with the biased baseline :math:`\mu + b_u + b_i`
-    (:func:`helpers.baselines.fit_biases`), and keep the best rank-``dim`` approximation of
-    the residual matrix :math:`Z = U \Sigma V^\top`:
-    :math:`p_u = U_{u,:k}\Sigma_k^{1/2}`, :math:`q_i = V_{i,:k}\Sigma_k^{1/2}`.
-
-    Filled entries have zero residual, so :math:`Z` is sparse and ``scipy.sparse.linalg.svds``
-    factorises it directly. Exact, but it treats the guessed entries as observed, which is why
-    learned MF beats it.
-    """
-    from scipy.sparse.linalg import svds
-
-    from helpers.baselines import fit_biases
-
-    users, items, ratings = _triples(users, items, ratings)
-    _check_ids(users, items, n_users, n_items)
-    if not 1 <= dim < min(n_users, n_items):
-        raise ValueError(f"dim must be in [1, {min(n_users, n_items) - 1}], got {dim}")
-    mu, bu, bi = fit_biases(users, items, ratings, n_users, n_items, reg_user=reg_user, reg_item=reg_item)
-    resid = sp.csr_array((ratings - mu - bu[users] - bi[items], (users, items)), shape=(n_users, n_items))
-    u, s, vt = svds(resid, k=dim, random_state=0)
-    root = np.sqrt(s)
-    return MatrixFactorization(u * root, vt.T * root, bu, bi, mu)
 
 
 # ----------------------------------------------------------------------------- Keras
@@ -557,75 +406,3 @@ def fit_item_autorec(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, 
     return best_model
 
 
-# ----------------------------------------------------------------------------- blending
-def fit_blend(predictions: Sequence[np.ndarray], ratings: np.ndarray) -> np.ndarray:
-    r"""Least-squares blend weights on held-out ratings:
-    :math:`w = \arg\min_w \lVert r - [\hat r^{(1)}, \dots, \hat r^{(m)}, 1]\, w\rVert^2`.
-
-    ``predictions`` are the models' predictions for the *validation* ratings (never the test
-    ratings: the weights are a fitted parameter). Returns ``m + 1`` weights, the last one the
-    intercept; apply them with :func:`blend`.
-    """
-    ratings = np.asarray(ratings, dtype=np.float64)
-    cols = [np.asarray(p, dtype=np.float64) for p in predictions]
-    if not cols:
-        raise ValueError("need at least one model's predictions")
-    if any(c.shape != ratings.shape for c in cols):
-        raise ValueError(f"every prediction vector must match the ratings' shape {ratings.shape}, "
-                         f"got {[c.shape for c in cols]}")
-    x = np.column_stack(cols + [np.ones_like(ratings)])
-    return np.linalg.lstsq(x, ratings, rcond=None)[0]
-
-
-def blend(predictions: Sequence[np.ndarray], weights: np.ndarray,
-          clip: tuple[float, float] | None = (1.0, 5.0)) -> np.ndarray:
-    """Weighted sum of the models' predictions plus the intercept (``weights`` from
-    :func:`fit_blend`), clipped to the rating scale unless ``clip=None``."""
-    weights = np.asarray(weights, dtype=np.float64)
-    if len(weights) != len(predictions) + 1:
-        raise ValueError(f"{len(predictions)} prediction vectors need {len(predictions) + 1} weights "
-                         f"(one each plus the intercept), got {len(weights)}")
-    out = weights[-1] + sum(w * np.asarray(p, dtype=np.float64) for w, p in zip(weights[:-1], predictions))
-    return np.clip(out, *clip) if clip is not None else out
-
-
-# ----------------------------------------------------------------------------- the u-folds
-Triple = tuple[np.ndarray, np.ndarray, np.ndarray]
-
-
-@dataclass(frozen=True)
-class RatingSplit:
-    """One MovieLens 100K fold as rating triples ``(users, items, ratings)`` with 0-based
-    indices (index = id - 1): ``train`` and ``val`` partition ``u{fold}.base``, ``test`` is
-    ``u{fold}.test``. ``n_users``/``n_items`` are the full catalogue (943 and 1,682)."""
-
-    fold: int
-    train: Triple
-    val: Triple
-    test: Triple
-    n_users: int
-    n_items: int
-
-
-def rating_split(fold: int = 1, val_fraction: float = 0.05, seed: int = 0,
-                 data_dir: str | None = None) -> RatingSplit:
-    """Chapter 7's protocol: fold ``u{fold}`` of MovieLens 100K, with a random
-    ``val_fraction`` of ``u{fold}.base`` held out for every choice (each rating is in
-    validation with probability ``val_fraction``, drawn with ``seed``; this mirrors how
-    ``u{fold}.test`` was drawn). ``u{fold}.test`` is only for reporting. The chapter, its
-    search scripts and ``benchmarks/nmf_folds.py`` all call this, so they see one split.
-    """
-    from helpers.data import load_ml100k_fold
-
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    base, test = load_ml100k_fold(fold, data_dir=data_dir)
-
-    def arrays(df) -> Triple:
-        return (df["user_id"].to_numpy(np.int64) - 1, df["item_id"].to_numpy(np.int64) - 1,
-                df["rating"].to_numpy(np.float64))
-
-    u, i, r = arrays(base)
-    is_val = np.random.default_rng(seed).random(len(r)) < val_fraction
-    return RatingSplit(int(str(fold).removeprefix("u")), (u[~is_val], i[~is_val], r[~is_val]),
-                       (u[is_val], i[is_val], r[is_val]), arrays(test), 943, 1682)

@@ -1,5 +1,4 @@
-r"""Gradient-based optimizers from scratch in NumPy, and a NumPy matrix factorisation to
-train with them (chapters 4 and 5).
+r"""Gradient-based optimizers from scratch in NumPy (chapters 4 and 5).
 
 Every optimizer has the same interface: ``opt.step(params, grads)`` updates each array in
 ``params`` *in place* from the gradient array at the same position in ``grads``; state
@@ -22,17 +21,15 @@ Defaults and the exact placement of :math:`\epsilon` follow ``keras.optimizers``
 same gradients give the same steps (``tests/test_optim.py`` checks this to 1e-6). Every
 optimizer's state is readable through :attr:`Optimizer.state`.
 
-:class:`MatrixFactorization` returns dense gradients for all its parameters
-(:meth:`MatrixFactorization.grads`); :meth:`MatrixFactorization.sparse_sgd_step` is the same SGD
-step touching only the rows in the batch.
+The model these chapters train with them, a NumPy matrix factorisation with analytic
+gradients, lives in :mod:`helpers.factorization` (:class:`helpers.factorization.MatrixFactorization`);
+``helpers.optim.MatrixFactorization`` still resolves to it.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
 
 # --------------------------------------------------------------------------- optimizers
@@ -228,117 +225,6 @@ def make_optimizer(name: str, learning_rate: float, **kwargs: float) -> Optimize
     return OPTIMIZERS[key](learning_rate, **kwargs)
 
 
-# ------------------------------------------------------------- matrix factorisation
-@dataclass
-class MatrixFactorization:
-    r"""Biased matrix factorisation in NumPy (Koren et al., 2009):
-
-    .. math:: \hat x_{ui} = \mu + b_u + b_i + p_u^\top q_i .
-
-    ``mu`` is a constant offset (the global mean rating for explicit feedback, 0 for
-    implicit); ``P`` (users x dim), ``Q`` (items x dim), ``b_user`` and ``b_item`` are the
-    parameters, in that order in :attr:`params`.
-    """
-
-    P: np.ndarray
-    Q: np.ndarray
-    b_user: np.ndarray
-    b_item: np.ndarray
-    mu: float = 0.0
-
-    @classmethod
-    def init(cls, n_users: int, n_items: int, dim: int, rng: np.random.Generator,
-             scale: float = 0.1, mu: float = 0.0) -> "MatrixFactorization":
-        """Factors drawn from :math:`N(0, \\text{scale}^2)`, biases zero."""
-        if min(n_users, n_items, dim) < 1:
-            raise ValueError(f"n_users, n_items and dim must be >= 1, got {n_users}, {n_items}, {dim}")
-        return cls(rng.normal(0.0, scale, (n_users, dim)), rng.normal(0.0, scale, (n_items, dim)),
-                   np.zeros(n_users), np.zeros(n_items), float(mu))
-
-    @property
-    def params(self) -> list[np.ndarray]:
-        return [self.P, self.Q, self.b_user, self.b_item]
-
-    def copy(self) -> "MatrixFactorization":
-        return MatrixFactorization(self.P.copy(), self.Q.copy(), self.b_user.copy(),
-                                   self.b_item.copy(), self.mu)
-
-    def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """:math:`\\hat x_{ui}` for each pair ``(users[k], items[k])``."""
-        users = np.asarray(users)
-        items = np.asarray(items)
-        return (self.mu + self.b_user[users] + self.b_item[items]
-                + np.einsum("ij,ij->i", self.P[users], self.Q[items]))
-
-    def grads(self, users: np.ndarray, items: np.ndarray, dscore: np.ndarray, l2: float = 0.0
-              ) -> list[np.ndarray]:
-        r"""Gradients (dense, shaped like :attr:`params`) of the batch objective
-
-        .. math:: J = \sum_k \delta_k\, \hat x_{u_k i_k} + \frac{\lambda}{n}\sum_k
-                  \big(\lVert p_{u_k}\rVert^2 + \lVert q_{i_k}\rVert^2 + b_{u_k}^2 + b_{i_k}^2\big),
-
-        where :math:`\delta_k` = ``dscore[k]`` is :math:`\partial(\text{data loss})/\partial
-        \hat x_{u_k i_k}` (e.g. ``2 (x - r) / n`` for the mean squared error) and :math:`n` =
-        ``len(users)``: each occurrence in the batch is regularised, so frequent users and
-        items are shrunk more, as in classical SGD for MF.
-
-        With :math:`D` the sparse users x items matrix holding :math:`\delta_k` at
-        :math:`(u_k, i_k)` (duplicates summed), the data part is :math:`\nabla_P = D Q`,
-        :math:`\nabla_Q = D^\top P`: two sparse-dense products, no Python loop.
-        """
-        users = np.asarray(users, dtype=np.int64)
-        items = np.asarray(items, dtype=np.int64)
-        dscore = np.asarray(dscore, dtype=np.float64)
-        if not users.shape == items.shape == dscore.shape or users.ndim != 1:
-            raise ValueError(f"users, items and dscore must be 1-D of equal length, got "
-                             f"{users.shape}, {items.shape}, {dscore.shape}")
-        n_u, n_i = len(self.b_user), len(self.b_item)
-        d = sp.csr_array((dscore, (users, items)), shape=(n_u, n_i))
-        g_p = d @ self.Q
-        g_q = d.T @ self.P
-        g_bu = np.bincount(users, weights=dscore, minlength=n_u)
-        g_bi = np.bincount(items, weights=dscore, minlength=n_i)
-        if l2:
-            c = 2.0 * l2 / len(users)
-            cu = np.bincount(users, minlength=n_u) * c
-            ci = np.bincount(items, minlength=n_i) * c
-            g_p += cu[:, None] * self.P
-            g_q += ci[:, None] * self.Q
-            g_bu += cu * self.b_user
-            g_bi += ci * self.b_item
-        return [g_p, g_q, g_bu, g_bi]
-
-    def sparse_sgd_step(self, users: np.ndarray, items: np.ndarray, dscore: np.ndarray,
-                        learning_rate: float, l2: float = 0.0) -> None:
-        r"""One plain SGD step, :math:`\theta \leftarrow \theta - \eta\,\nabla J`, with :math:`J` as in
-        :meth:`grads`, that touches only the rows of the users and items in the batch.
-
-        Per occurrence :math:`k` (with :math:`c = 2\lambda/n`):
-        :math:`p_{u_k} \mathrel{-}= \eta(\delta_k q_{i_k} + c\,p_{u_k})`,
-        :math:`q_{i_k} \mathrel{-}= \eta(\delta_k p_{u_k} + c\,q_{i_k})`, and likewise for the
-        biases, all computed from the parameters *before* the step and summed over repeated
-        rows (``np.add.at``). Identical to ``SGD(learning_rate).step(params, grads(...))``,
-        whose cost grows with the size of the whole model; this one's grows with the batch.
-        (Only SGD has this property: momentum and Adam also move rows whose gradient is zero,
-        through their state, unless implemented "lazily".)
-        """
-        users = np.asarray(users, dtype=np.int64)
-        items = np.asarray(items, dtype=np.int64)
-        dscore = np.asarray(dscore, dtype=np.float64)
-        if not users.shape == items.shape == dscore.shape or users.ndim != 1:
-            raise ValueError(f"users, items and dscore must be 1-D of equal length, got "
-                             f"{users.shape}, {items.shape}, {dscore.shape}")
-        if not learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
-        c = 2.0 * l2 / len(users)
-        pu, qi = self.P[users], self.Q[items]
-        bu, bi = self.b_user[users], self.b_item[items]
-        np.add.at(self.P, users, -learning_rate * (dscore[:, None] * qi + c * pu))
-        np.add.at(self.Q, items, -learning_rate * (dscore[:, None] * pu + c * qi))
-        np.add.at(self.b_user, users, -learning_rate * (dscore + c * bu))
-        np.add.at(self.b_item, items, -learning_rate * (dscore + c * bi))
-
-
 def minibatches(n: int, batch_size: int, rng: np.random.Generator | None = None):
     """Yield index arrays covering ``range(n)`` in batches (shuffled when ``rng`` is given)."""
     if batch_size < 1:
@@ -346,3 +232,11 @@ def minibatches(n: int, batch_size: int, rng: np.random.Generator | None = None)
     order = rng.permutation(n) if rng is not None else np.arange(n)
     for s in range(0, n, batch_size):
         yield order[s:s + batch_size]
+
+
+def __getattr__(name: str):
+    """``helpers.optim.MatrixFactorization`` (its home before :mod:`helpers.factorization`)."""
+    if name == "MatrixFactorization":
+        from helpers.factorization import MatrixFactorization
+        return MatrixFactorization
+    raise AttributeError(f"module 'helpers.optim' has no attribute {name!r}")

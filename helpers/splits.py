@@ -5,9 +5,11 @@ Ties matter. In MovieLens 100K many users rated several films within the same se
 row order of the data file (a *stable* sort, as RecBole does) and never by item id: sorting
 ties by item id would systematically hold out the highest ids, which in ML-100K are the
 obscure late additions to the catalogue. The canonical ``u1``-``u5`` folds are loaded by
-:func:`helpers.data.load_ml100k_fold`.
+:func:`helpers.data.load_ml100k_fold`; :func:`rating_split` adds a validation part to one.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -154,3 +156,45 @@ def later_training_share(train: pd.DataFrame, test: pd.DataFrame, user_col: str 
     moment = test.groupby(user_col, sort=True)[time_col].min()
     later = len(t_train) - np.searchsorted(t_train, moment.to_numpy(), side="right")
     return pd.Series(later / len(t_train), index=moment.index, name="later_training_share")
+
+
+# ----------------------------------------------------------------------------- the u-folds (chapter 7)
+Triple = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class RatingSplit:
+    """One MovieLens 100K fold as rating triples ``(users, items, ratings)`` with 0-based
+    indices (index = id - 1): ``train`` and ``val`` partition ``u{fold}.base``, ``test`` is
+    ``u{fold}.test``. ``n_users``/``n_items`` are the full catalogue (943 and 1,682)."""
+
+    fold: int
+    train: Triple
+    val: Triple
+    test: Triple
+    n_users: int
+    n_items: int
+
+
+def rating_split(fold: int = 1, val_fraction: float = 0.05, seed: int = 0,
+                 data_dir: str | None = None) -> RatingSplit:
+    """Chapter 7's protocol: fold ``u{fold}`` of MovieLens 100K, with a random
+    ``val_fraction`` of ``u{fold}.base`` held out for every choice (each rating is in
+    validation with probability ``val_fraction``, drawn with ``seed``; this mirrors how
+    ``u{fold}.test`` was drawn). ``u{fold}.test`` is only for reporting. The chapter, its
+    search scripts and ``benchmarks/nmf_folds.py`` all call this, so they see one split.
+    """
+    from helpers.data import load_ml100k_fold
+
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    base, test = load_ml100k_fold(fold, data_dir=data_dir)
+
+    def arrays(df) -> Triple:
+        return (df["user_id"].to_numpy(np.int64) - 1, df["item_id"].to_numpy(np.int64) - 1,
+                df["rating"].to_numpy(np.float64))
+
+    u, i, r = arrays(base)
+    is_val = np.random.default_rng(seed).random(len(r)) < val_fraction
+    return RatingSplit(int(str(fold).removeprefix("u")), (u[~is_val], i[~is_val], r[~is_val]),
+                       (u[is_val], i[is_val], r[is_val]), arrays(test), 943, 1682)

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from helpers import mf as M
-from helpers.optim import MatrixFactorization
+from helpers.factorization import MatrixFactorization
 
 N_USERS, N_ITEMS, RANK = 40, 60, 3
 

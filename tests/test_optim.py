@@ -7,6 +7,7 @@ import pytest
 import helpers  # noqa: F401  (quiet TensorFlow before it is imported)
 from helpers import losses as L
 from helpers import optim
+from helpers.factorization import MatrixFactorization
 
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
@@ -113,7 +114,7 @@ def test_state_exposes_adagrad_accumulators_and_keras_default_is_sgd_for_tiny_gr
     np.testing.assert_allclose(np.abs(p0[0]), 0.1 * 1e-4 / np.sqrt(1e-8 + 1e-7), rtol=1e-9)
 
 
-def _tf_mf_loss(mf: optim.MatrixFactorization, users, items, ratings, l2):
+def _tf_mf_loss(mf: MatrixFactorization, users, items, ratings, l2):
     P, Q, bu, bi = (tf.Variable(x) for x in mf.params)
     with tf.GradientTape() as tape:
         pu, qi = tf.gather(P, users), tf.gather(Q, items)
@@ -128,7 +129,7 @@ def _tf_mf_loss(mf: optim.MatrixFactorization, users, items, ratings, l2):
 
 def test_mf_gradients_match_gradient_tape_with_duplicates_and_l2():
     rng = np.random.default_rng(1)
-    mf = optim.MatrixFactorization.init(7, 9, 4, rng, scale=0.5, mu=3.5)
+    mf = MatrixFactorization.init(7, 9, 4, rng, scale=0.5, mu=3.5)
     mf.b_user[:] = rng.normal(size=7)
     mf.b_item[:] = rng.normal(size=9)
     users = rng.integers(0, 7, 60)
@@ -148,7 +149,7 @@ def test_mf_score_and_training_reduce_the_loss():
     true_p, true_q = rng.normal(size=(n_u, 2)), rng.normal(size=(n_i, 2))
     users, items = rng.integers(0, n_u, 600), rng.integers(0, n_i, 600)
     r = np.einsum("ij,ij->i", true_p[users], true_q[items])
-    mf = optim.MatrixFactorization.init(n_u, n_i, 2, rng)
+    mf = MatrixFactorization.init(n_u, n_i, 2, rng)
     np.testing.assert_allclose(mf.score(users[:3], items[:3]),
                                [mf.P[u] @ mf.Q[i] for u, i in zip(users[:3], items[:3])])
     opt = optim.Adam(0.05)
@@ -162,7 +163,7 @@ def test_mf_score_and_training_reduce_the_loss():
 
 def test_sparse_sgd_step_equals_dense_sgd_with_duplicates_and_l2():
     rng = np.random.default_rng(5)
-    mf = optim.MatrixFactorization.init(8, 11, 3, rng, scale=0.5, mu=3.0)
+    mf = MatrixFactorization.init(8, 11, 3, rng, scale=0.5, mu=3.0)
     mf.b_user[:] = rng.normal(size=8)
     mf.b_item[:] = rng.normal(size=11)
     dense = mf.copy()
@@ -189,3 +190,14 @@ def test_minibatches_cover_every_index_once():
     assert sorted(np.concatenate(batches).tolist()) == list(range(10))
     with pytest.raises(ValueError, match="batch_size"):
         list(optim.minibatches(10, 0))
+
+
+def test_matrix_factorization_keeps_its_old_import_path():
+    """Chapters written before helpers.factorization import it from helpers.optim."""
+    from helpers import ensemble, factorization, mf, splits
+
+    assert optim.MatrixFactorization is factorization.MatrixFactorization
+    assert mf.als_mf is factorization.als_mf and mf.sgd_mf is factorization.sgd_mf
+    assert mf.fit_blend is ensemble.fit_blend and mf.rating_split is splits.rating_split
+    with pytest.raises(AttributeError, match="no attribute"):
+        optim.NotAThing  # noqa: B018
