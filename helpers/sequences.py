@@ -41,7 +41,8 @@ trains any of the three models from one settings mapping (a search's choice).
   (Kang & McAuley, 2018).
 
 **Baselines**: first-order Markov transitions (:func:`transition_counts`,
-:func:`markov_scores`).
+:func:`markov_scores`). **Blends** of a sequence model with another scorer:
+:func:`standardise_rows`, :func:`blend_scores`.
 """
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ __all__ = [
     "PAD", "user_sequences", "pad_left", "next_item_arrays", "transition_counts", "markov_scores",
     "build_gru4rec", "build_caser", "build_sasrec", "item_table", "hidden_states", "last_hidden",
     "score_all", "sequence_ranks", "next_item_validation", "next_item_loss", "train_next_item",
-    "BUILDERS", "fit_sequence_model", "LOSSES",
+    "BUILDERS", "fit_sequence_model", "LOSSES", "standardise_rows", "blend_scores",
 ]
 
 #: the input index of padding; item ``i`` enters a model as ``i + 1``
@@ -633,3 +634,33 @@ def fit_sequence_model(kind: str, seqs: Sequence[np.ndarray], n_items: int, sett
                               n_neg=int(settings.get("n_neg", 1)), owners=owners, validation=validation,
                               on_epoch_end=on_epoch_end)
     return model, history
+
+
+# ----------------------------------------------------------------------------- blends
+def standardise_rows(scores: np.ndarray) -> np.ndarray:
+    r"""Each row of a ``(users, items)`` score matrix shifted and scaled to mean 0 and standard
+    deviation 1 over the items, :math:`z_{uj} = (s_{uj} - \bar s_u) / \sigma_u`, so that two
+    scorers on different scales can be averaged. A constant row (:math:`\sigma_u = 0`) becomes
+    all zeros. Returns float64; the order of items within a row never changes."""
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 2:
+        raise ValueError(f"scores must be 2-D (users x items), got shape {s.shape}")
+    if not np.isfinite(s).all():
+        raise ValueError("scores must be finite (no NaN or inf)")
+    sd = s.std(axis=1, keepdims=True)
+    return (s - s.mean(axis=1, keepdims=True)) / np.where(sd > 0, sd, 1.0)
+
+
+def blend_scores(seq_scores: np.ndarray, other_scores: np.ndarray, alpha: float) -> np.ndarray:
+    r"""A weighted blend of two scorers' standardised rows (:func:`standardise_rows`),
+
+    .. math:: b_{uj} = \alpha\, z^{\text{seq}}_{uj} + (1 - \alpha)\, z^{\text{other}}_{uj},
+
+    ``alpha`` in [0, 1]: 1 is the sequence model alone, 0 the other scorer alone (each up to a
+    per-user monotone transform, so its ranking is unchanged)."""
+    if not 0.0 <= float(alpha) <= 1.0:
+        raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+    a, b = np.asarray(seq_scores), np.asarray(other_scores)
+    if a.shape != b.shape:
+        raise ValueError(f"the two score matrices must have the same shape, got {a.shape} and {b.shape}")
+    return float(alpha) * standardise_rows(a) + (1.0 - float(alpha)) * standardise_rows(b)

@@ -354,3 +354,25 @@ def test_next_item_validation_reports_sampled_and_full_metrics():
     with pytest.raises(ValueError, match="pass candidates"):
         S.next_item_validation(inputs, np.arange(10))
     assert tf.is_tensor(S.item_table(m)) or hasattr(S.item_table(m), "numpy")
+
+
+# ----------------------------------------------------------------------------- blends
+def test_standardise_rows_and_blend_scores():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(3, 2, (4, 9)), rng.normal(-1, 5, (4, 9))
+    z = S.standardise_rows(a)
+    np.testing.assert_allclose(z.mean(axis=1), 0, atol=1e-12)
+    np.testing.assert_allclose(z.std(axis=1), 1, atol=1e-12)
+    assert (np.argsort(z, axis=1) == np.argsort(a, axis=1)).all()          # ranking unchanged
+    np.testing.assert_array_equal(S.standardise_rows(np.ones((2, 3))), np.zeros((2, 3)))   # constant row
+    np.testing.assert_allclose(S.blend_scores(a, b, 1.0), z)
+    np.testing.assert_allclose(S.blend_scores(a, b, 0.0), S.standardise_rows(b))
+    np.testing.assert_allclose(S.blend_scores(a, b, 0.3), 0.3 * z + 0.7 * S.standardise_rows(b))
+    with pytest.raises(ValueError, match="alpha"):
+        S.blend_scores(a, b, 1.5)
+    with pytest.raises(ValueError, match="same shape"):
+        S.blend_scores(a, b[:, :3], 0.5)
+    with pytest.raises(ValueError, match="2-D"):
+        S.standardise_rows(a[0])
+    with pytest.raises(ValueError, match="finite"):
+        S.standardise_rows(np.array([[0.0, np.nan]]))
