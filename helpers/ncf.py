@@ -50,8 +50,8 @@ import tensorflow as tf
 from helpers.evaluation import evaluate_full, evaluate_sampled
 from helpers.repro import seed_everything
 from helpers.sampling import NegativeSampler
-from helpers.training import (EpochHistory, TrainConfig, Validation, compiled_epoch, predict_batched,
-                              run_epochs)
+from helpers.training import (EpochHistory, TrainConfig, Validation, compiled_epoch, pair_scorer,
+                              run_epochs, user_scorer)
 
 __all__ = [
     "build_gmf", "build_mlp", "build_neumf", "load_pretrained", "pair_scorer", "user_scorer",
@@ -180,32 +180,6 @@ def load_pretrained(neumf: keras.Model, gmf: keras.Model, mlp: keras.Model, alph
     neumf.get_layer("output").set_weights(
         [np.concatenate([alpha * h_g, (1 - alpha) * h_m]), alpha * b_g + (1 - alpha) * b_m])
     return neumf
-
-
-# ----------------------------------------------------------------------------- scoring
-def pair_scorer(model: keras.Model, batch_size: int = 65536
-                ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """``f(users, items) -> logits`` (float32, one per pair), compiled once, in batches:
-    the ``score_pairs`` argument of :func:`helpers.evaluation.evaluate_sampled`."""
-    def score(users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        return predict_batched(model, users, items, batch_size).astype(np.float32)
-
-    return score
-
-
-def user_scorer(model: keras.Model, n_items: int, batch_size: int = 65536
-                ) -> Callable[[np.ndarray], np.ndarray]:
-    """``f(users) -> (len(users), n_items)`` logits for every item: the ``score_users``
-    argument of :func:`helpers.evaluation.evaluate_full`."""
-    score = pair_scorer(model, batch_size)
-
-    def score_users(users: np.ndarray) -> np.ndarray:
-        users = np.asarray(users)
-        u = np.repeat(users, n_items)
-        i = np.tile(np.arange(n_items), len(users))
-        return score(u, i).reshape(len(users), n_items)
-
-    return score_users
 
 
 # ----------------------------------------------------------------------------- training

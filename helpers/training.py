@@ -1,7 +1,9 @@
 r"""Training loops shared by the model chapters: one set of optimisation settings
 (:class:`TrainConfig`), one per-epoch record (:class:`EpochHistory`), one validation and
 early-stopping rule (:class:`Validation`, :func:`run_epochs`), the compiled epoch
-(:func:`compiled_epoch`) and batched, compiled prediction (:func:`predict_batched`).
+(:func:`compiled_epoch`) and batched, compiled prediction (:func:`predict_batched`), with the
+scorers the evaluation loops take (:func:`pair_scorer`, :func:`user_scorer`) for any Keras model
+with a ``[users, items]`` input.
 
 The early-stopping rule, written once: the model is validated **before training (epoch 0)**
 and after every epoch; the best epoch is the one with the best ``monitor`` value (the
@@ -236,6 +238,31 @@ def predict_batched(model: keras.Model, users: np.ndarray, items: np.ndarray,
     for s in range(0, len(users), batch_size):
         out[s:s + batch_size] = fn(tf.constant(users[s:s + batch_size]), tf.constant(items[s:s + batch_size])).numpy()
     return out
+
+
+def pair_scorer(model: keras.Model, batch_size: int = 65536
+                ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """``f(users, items) -> logits`` (float32, one per pair), compiled once, in batches:
+    the ``score_pairs`` argument of :func:`helpers.evaluation.evaluate_sampled`."""
+    def score(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return predict_batched(model, users, items, batch_size).astype(np.float32)
+
+    return score
+
+
+def user_scorer(model: keras.Model, n_items: int, batch_size: int = 65536
+                ) -> Callable[[np.ndarray], np.ndarray]:
+    """``f(users) -> (len(users), n_items)`` logits for every item: the ``score_users``
+    argument of :func:`helpers.evaluation.evaluate_full`."""
+    score = pair_scorer(model, batch_size)
+
+    def score_users(users: np.ndarray) -> np.ndarray:
+        users = np.asarray(users)
+        u = np.repeat(users, n_items)
+        i = np.tile(np.arange(n_items), len(users))
+        return score(u, i).reshape(len(users), n_items)
+
+    return score_users
 
 
 def compiled_epoch(train_step: Callable[..., tf.Tensor], batch_size: int) -> Callable[..., tf.Tensor]:

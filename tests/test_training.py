@@ -126,3 +126,10 @@ def test_run_epochs_keeps_the_starting_model_and_minimises():
         Validation(lambda m: {}, mode="up")
     h = run_epochs(model, epoch_fn, 2)
     assert h.best_epoch == 2 and h.val == {}
+
+
+def test_scorers_live_in_training_and_ncf_reexports_them():
+    """pair_scorer/user_scorer serve any Keras model (chapters 8, 10, 12); helpers.ncf keeps the names."""
+    from helpers import ncf, training
+
+    assert ncf.pair_scorer is training.pair_scorer and ncf.user_scorer is training.user_scorer
