@@ -75,6 +75,11 @@ def toc_pages() -> list[str]:
     return pages
 
 
+def page_source() -> str:
+    """The page's MyST source without its comment lines (``%``), which the build ignores."""
+    return re.sub(r"(?m)^%.*(\n|$)", "", PAGE.read_text(encoding="utf-8"))
+
+
 def references() -> list[tuple[str, str, str]]:
     """(notebook path relative to the book root, key, format) of each glue reference, in order.
 
@@ -82,7 +87,7 @@ def references() -> list[tuple[str, str, str]]:
     the document what precedes ``::``; a path without a leading ``/`` is relative to the page.
     """
     refs = []
-    for text in GLUE_REF.findall(PAGE.read_text(encoding="utf-8")):
+    for text in GLUE_REF.findall(page_source()):
         key_part, fmt = text.rsplit(":", 1)
         assert "::" in key_part, f"{text!r}: the dashboard glues from chapters, `path::key:format`"
         doc, key = key_part.split("::", 1)
@@ -181,8 +186,7 @@ def test_the_built_page_shows_the_chapters_values(refs, values):
 
 
 def test_the_only_typed_decimals_are_published_anchors():
-    text = PAGE.read_text(encoding="utf-8")
-    text = GLUE_REF.sub("", text)
+    text = GLUE_REF.sub("", page_source())
     text = re.sub(r"\{[a-z:]+\}`[^`]*`", "", text)   # {cite}, {doc}, ... roles
     text = re.sub(r"`[^`]*`", "", text)              # inline code
     typed = set(re.findall(r"(?<![\w.])\d+\.\d+(?![\w.])", text))
