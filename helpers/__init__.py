@@ -32,7 +32,9 @@ TensorFlow until something asks for it: see :mod:`helpers.quiet`. The NumPy-only
 - :mod:`helpers.stats` -- confidence intervals and significance tests (chapter 9);
 - :mod:`helpers.sequences` -- GRU4Rec, Caser and SASRec builders, Markov baseline (chapter 10);
 - :mod:`helpers.text` -- title vectorisation, CNN title encoder, DKN attention (chapter 11);
-- :mod:`helpers.hybrid` -- FM, Wide & Deep, DeepFM, DCN and two towers (chapter 12).
+- :mod:`helpers.hybrid` -- FM, Wide & Deep, DeepFM, DCN and two towers (chapter 12);
+- :mod:`helpers.ctr` -- click-rate metrics (normalised entropy, calibration) and click models (chapter 13);
+- :mod:`helpers.ope` -- off-policy estimators IPS, SNIPS, DR and logging policies (chapters 9, 13).
 """
 import sys as _sys
 
