@@ -191,6 +191,7 @@ USER_COLUMNS = ("user_feature_0", "user_feature_1", "user_feature_2", "user_feat
 ITEM_CATEGORICAL = ("item_feature_1", "item_feature_2", "item_feature_3")
 #: categorical and numeric model inputs of :meth:`ObdImpressions.pairs`
 CATEGORICAL = ("campaign", "position", "item") + USER_COLUMNS + ITEM_CATEGORICAL
+#: numeric model inputs of :meth:`ObdImpressions.pairs` (standardised by the models that need it)
 NUMERIC = ("item_feature_0", "affinity")
 
 

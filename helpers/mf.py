@@ -14,7 +14,7 @@ where every *occurrence* of a user or item in the batch is regularised, as in cl
 for MF. Summed over an epoch, user :math:`u` is penalised :math:`\lambda n_u \lVert p_u\rVert^2`
 (:math:`n_u` its number of ratings); its data term grows with :math:`n_u` as well, so the
 *relative* shrinkage is roughly the same for light and heavy users (the weighted-:math:`\lambda`
-of ALS-WR, Zhou et al. 2008). :func:`als_mf` penalises each user and item once, which shrinks
+of ALS-WR, Zhou et al. 2008). :func:`helpers.factorization.als_mf` penalises each user and item once, which shrinks
 light users far more. The same objective appears three times:
 
 * NumPy: :class:`helpers.factorization.MatrixFactorization` (chapter 5) holds the parameters
@@ -174,7 +174,7 @@ def build_mlp_mf(n_users: int, n_items: int, dim: int = 32, hidden: Sequence[int
 
 
 def set_mf_weights(model: keras.Model, mf: MatrixFactorization) -> keras.Model:
-    """Copy a NumPy :class:`MatrixFactorization` into a :func:`build_mf` model (in place;
+    """Copy a NumPy :class:`helpers.factorization.MatrixFactorization` into a :func:`build_mf` model (in place;
     returns it). ``mf.mu`` must equal the model's constant offset."""
     offset = float(model.get_layer("rating").offset)
     if not np.isclose(offset, mf.mu, rtol=0, atol=1e-6):
