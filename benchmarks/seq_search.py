@@ -1,7 +1,8 @@
 """Choose the settings of chapter 10's sequence models on validation. Run by hand, not in CI
-(about 15 minutes of CPU on 2 idle cores for all three models; longer on a shared machine):
+(about 15 minutes of CPU on 2 idle cores for all three models, plus about 4 for the blend
+stage; longer on a shared machine):
 
-    RECSYS_DATA_DIR=/path/to/data .venv/bin/python benchmarks/seq_search.py [--model sasrec]
+    RECSYS_DATA_DIR=/path/to/data .venv/bin/python benchmarks/seq_search.py [--model sasrec] [--blend]
 
 For each model (GRU4Rec, Caser, SASRec) a coordinate search: starting from default settings,
 each stage tries every value of one setting with the others at the values picked so far, and
