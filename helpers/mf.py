@@ -52,7 +52,7 @@ import tensorflow as tf
 from helpers.ensemble import blend, fit_blend
 from helpers.factorization import MatrixFactorization, _check_ids, _rmse, _triples, als_mf, sgd_mf, svd_mf
 from helpers.splits import RatingSplit, rating_split
-from helpers.training import EpochHistory, compiled_epoch, predict_batched
+from helpers.training import EpochHistory, Validation, compiled_epoch, predict_batched, run_epochs
 
 __all__ = [
     "MatrixFactorization", "sgd_mf", "als_mf", "svd_mf", "build_mf", "build_mlp_mf",
@@ -210,16 +210,20 @@ def predict_ratings(model: keras.Model, users: np.ndarray, items: np.ndarray,
 
 @dataclass
 class History(EpochHistory):
-    """What :func:`train_explicit` records, one entry per epoch: the training objective
-    ``loss`` (MSE + penalty, averaged over the epoch's batches), ``val_rmse`` (clipped
-    predictions; empty without validation data), cumulative training ``seconds``;
-    ``best_epoch`` (1-based) is the epoch whose weights the model holds at the end."""
+    """What :func:`train_explicit` records: the :class:`helpers.training.EpochHistory` of
+    :func:`helpers.training.run_epochs` (``loss`` = MSE + penalty averaged over the epoch's
+    batches, cumulative ``seconds``, ``val["val RMSE"]`` with the value before training at
+    index 0, ``best_epoch`` 0-based in that sense: 0 = the starting weights), plus
+    ``val_rmse``, the clipped validation RMSE after epochs 1, 2, ... (empty without
+    validation data)."""
 
     val_rmse: list[float] = field(default_factory=list)
 
     @property
     def best_val_rmse(self) -> float:
-        return self.val_rmse[self.best_epoch - 1] if self.val_rmse else float("nan")
+        if "val RMSE" not in self.val:
+            return float("nan")
+        return self.val["val RMSE"][self.best_epoch]
 
     def as_dict(self) -> dict[str, list[float]]:
         """``{"loss": [...], "val RMSE": [...]}`` for :func:`helpers.plotting.learning_curves`."""
@@ -235,10 +239,12 @@ def train_explicit(model: keras.Model, users: np.ndarray, items: np.ndarray, rat
     mean squared error plus the model's own penalties (``model.losses``), with Adam (or
     ``optimizer="sgd"``) on shuffled batches of ``batch_size`` ratings.
 
-    With ``val = (users, items, ratings)`` the clipped validation RMSE is measured after
-    every epoch; training stops after ``patience`` epochs without improvement and, with
-    ``restore_best``, the model ends with the weights of its best validation epoch. Never
-    pass test ratings as ``val``: choosing the epoch on them is selecting on the test set.
+    With ``val = (users, items, ratings)`` the clipped validation RMSE is measured before
+    training and after every epoch, and the book's one early-stopping rule applies
+    (:func:`helpers.training.run_epochs`): training stops after ``patience`` epochs without
+    improvement and, with ``restore_best``, the model ends with the weights of its best
+    validation epoch. Never pass test ratings as ``val``: choosing the epoch on them is
+    selecting on the test set.
 
     The loop is compiled per epoch (``tf.function`` over the batches) and applies embedding
     gradients as dense updates. On tables of this size that is about twice as fast as
@@ -273,36 +279,22 @@ def train_explicit(model: keras.Model, users: np.ndarray, items: np.ndarray, rat
         return loss
 
     train_epoch = compiled_epoch(train_step, batch_size)
-
     rng = np.random.default_rng(seed)
-    hist = History()
-    best, best_weights, waited, elapsed = np.inf, None, 0, 0.0
-    for epoch in range(1, epochs + 1):
-        t0 = time.perf_counter()
+
+    def epoch_fn(epoch: int) -> float:
         order = rng.permutation(len(ratings))
-        loss = float(train_epoch(tf.constant(users[order], tf.int32), tf.constant(items[order], tf.int32),
+        return float(train_epoch(tf.constant(users[order], tf.int32), tf.constant(items[order], tf.int32),
                                  tf.constant(ratings[order], tf.float32)))
-        elapsed += time.perf_counter() - t0
-        if not np.isfinite(loss):
-            raise FloatingPointError(f"the loss became {loss} in epoch {epoch}: lower learning_rate")
-        hist.loss.append(loss)
-        hist.seconds.append(elapsed)
-        if val is not None:
-            value = _rmse(val[2], predict_ratings(model, val[0], val[1]))
-            hist.val_rmse.append(value)
-            if value < best:
-                best, waited, hist.best_epoch = value, 0, epoch
-                if restore_best:
-                    best_weights = model.get_weights()
-            else:
-                waited += 1
-            if patience is not None and waited >= patience:
-                hist.stopped_early = True
-                break
-        else:
-            hist.best_epoch = epoch
-    if restore_best and best_weights is not None and hist.best_epoch != hist.epochs:
-        model.set_weights(best_weights)
+
+    validation = None
+    if val is not None:
+        def evaluate(m: keras.Model) -> dict[str, float]:
+            return {"val RMSE": _rmse(val[2], predict_ratings(m, val[0], val[1]))}
+        validation = Validation(evaluate, monitor="val RMSE", mode="min", patience=patience,
+                                restore_best=restore_best)
+    hist = History()
+    run_epochs(model, epoch_fn, epochs, validation, history=hist)
+    hist.val_rmse = hist.val.get("val RMSE", [])[1:]
     return hist
 
 
