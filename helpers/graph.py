@@ -23,7 +23,7 @@ __all__ = ["friend_adjacency", "friends_popularity", "normalized_adjacency", "jo
 
 
 def _square_adjacency(adj: sp.spmatrix | sp.sparray | np.ndarray, name: str = "adj") -> sp.csr_array:
-    a = sp.csr_array(adj, dtype=np.float64)
+    a = sp.csr_array(adj, dtype=np.float64, copy=True)
     if a.ndim != 2 or a.shape[0] != a.shape[1]:
         raise ValueError(f"{name} must be a square (nodes x nodes) matrix, got shape {a.shape}")
     if a.nnz and (~np.isfinite(a.data)).any():
@@ -73,7 +73,7 @@ def friends_popularity(social: sp.spmatrix | sp.sparray, train: sp.spmatrix | sp
     Returns a dense float64 ``(n_users, n_items)`` array.
     """
     a = _square_adjacency(social, "social")
-    x = sp.csr_array(train, dtype=np.float64)
+    x = sp.csr_array(train, dtype=np.float64, copy=True)
     if x.ndim != 2 or x.shape[0] != a.shape[0]:
         raise ValueError(f"train must have one row per user of social ({a.shape[0]}), got shape {x.shape}")
     x.eliminate_zeros()
@@ -118,7 +118,7 @@ def joint_adjacency(train: sp.spmatrix | sp.sparray, social: sp.spmatrix | sp.sp
     :math:`S` the user x user friend adjacency (``social``; omitted = no friend edges) and
     :math:`w` = ``social_weight`` >= 0. Node ``n_users + i`` is item ``i``.
     """
-    x = sp.csr_array(train, dtype=np.float64)
+    x = sp.csr_array(train, dtype=np.float64, copy=True)
     if x.ndim != 2:
         raise ValueError(f"train must be a 2-D users x items matrix, got shape {x.shape}")
     x.eliminate_zeros()
@@ -194,7 +194,7 @@ def log_confidence(counts: sp.spmatrix | sp.sparray, alpha: float = 1.0, eps: fl
     obsessive artist from dominating a user's loss. Returns CSR float64 with the sparsity of
     ``counts``.
     """
-    c = sp.csr_array(counts, dtype=np.float64)
+    c = sp.csr_array(counts, dtype=np.float64, copy=True)
     if c.nnz and ((~np.isfinite(c.data)) | (c.data < 0)).any():
         raise ValueError("counts must be finite and >= 0 (play counts)")
     if not (np.isfinite(alpha) and alpha >= 0 and np.isfinite(eps) and eps > 0):
@@ -253,7 +253,7 @@ def confidence_ials(conf: sp.spmatrix | sp.sparray, dim: int = 64, n_iter: int =
     \mathrm{init\_scale}^2)` (seeded), ``X`` at zero. Returns ``(X, Y)`` float64; scores are
     :math:`X Y^\top`.
     """
-    c = sp.csr_array(conf, dtype=np.float64)
+    c = sp.csr_array(conf, dtype=np.float64, copy=True)
     if c.ndim != 2 or min(c.shape) == 0:
         raise ValueError(f"conf must be a non-empty users x items matrix, got shape {c.shape}")
     c.eliminate_zeros()

@@ -196,3 +196,16 @@ def test_confidence_ials_matches_implicit_objective():
         theirs = np.zeros((6, 3), dtype=np.float64)
         implicit_als.least_squares(sp.csr_matrix(conf), theirs, y.copy(), 0.7, num_threads=1)
     np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-8)
+
+
+def test_helpers_never_modify_their_inputs(small):
+    """A play-count matrix passed in keeps its counts (no in-place binarising)."""
+    x, a, *_ = small
+    x0, a0 = x.copy(), a.copy()
+    graph.friends_popularity(a, x)
+    graph.joint_adjacency(x, a)
+    graph.normalized_adjacency(a)
+    c = graph.log_confidence(x)
+    c0 = c.copy()
+    graph.confidence_ials(c, dim=2, n_iter=1, social=a, social_reg=1.0)
+    assert abs(x - x0).sum() == 0 and abs(a - a0).sum() == 0 and abs(c - c0).sum() == 0
