@@ -67,10 +67,12 @@ __all__ = [
     "field_of", "SideFeatures", "side_features",
     "fm_pairwise_naive", "fm_pairwise", "fm_score",
     "cold_start_split", "ColdSplit", "cold_start_data", "weighted_auc", "auc_difference_interval",
+    "field_codes", "cell_matrix", "cell_rate_scores", "USER_SEGMENTS", "ITEM_GROUPS", "user_segment_members",
+    "item_group_members",
     "sampling_log_q", "in_batch_softmax_numpy",
     "CTR_KINDS", "build_ctr_model", "ctr_validation", "train_ctr", "predict_logits",
     "in_batch_softmax_loss", "TwoTower", "build_two_tower", "train_two_tower",
-    "retrieval_validation", "timed",
+    "retrieval_validation", "shelf_exclusion", "timed",
 ]
 
 #: age groups of the MovieLens 1M release (lower bounds, inclusive)
@@ -411,6 +413,125 @@ def auc_difference_interval(y: np.ndarray, scores_a: np.ndarray, scores_b: np.nd
     reps = reps[~np.isnan(reps)]
     lo, hi = np.quantile(reps, [(1 - confidence) / 2, (1 + confidence) / 2])
     return Interval(estimate, float(lo), float(hi), float(confidence))
+
+
+# ----------------------------------------------------------------------------- group baselines
+def field_codes(table: np.ndarray, names: Sequence[str], fields: str | Sequence[str]) -> np.ndarray:
+    """Integer code of each row's value of one-hot ``fields`` (e.g. ``"gender"``, or
+    ``("gender", "age_group")`` for their combination), from a side-feature table such as
+    :attr:`SideFeatures.U` and its column ``names``. A row with no active column of a field
+    (a missing value) gets that field's extra code ``n_values``."""
+    fields = (fields,) if isinstance(fields, str) else tuple(fields)
+    table = np.asarray(table)
+    if table.ndim != 2 or table.shape[1] != len(names):
+        raise ValueError(f"table must be 2-D with one column per name ({len(names)}), got shape {table.shape}")
+    code = np.zeros(len(table), dtype=np.int64)
+    for f in fields:
+        cols = [k for k, n in enumerate(names) if "=" in n and field_of(n) == f]
+        if not cols:
+            raise ValueError(f"no one-hot columns of field {f!r}; fields with '=' columns: "
+                             f"{sorted({field_of(n) for n in names if '=' in n})}")
+        block = table[:, cols]
+        if (block.sum(axis=1) > 1).any():
+            raise ValueError(f"field {f!r} is multi-hot; field_codes needs a one-hot field")
+        value = np.where(block.sum(axis=1) > 0, block.argmax(axis=1), len(cols))
+        code = code * (len(cols) + 1) + value
+    return code
+
+
+def cell_matrix(keys: np.ndarray, members: sp.sparray | np.ndarray, n_keys: int) -> sp.csr_array:
+    r"""Rows' *cells*: row :math:`r` belongs to cell :math:`(k_r, g)` for every column
+    :math:`g` that is non-zero in ``members[r]``; cell :math:`(k, g)` is column
+    :math:`k \cdot G + g` of the returned 0/1 ``(rows, n_keys * G)`` matrix. Examples: keys
+    = items and a one-hot demographic segment of the user (a film's cell within a segment);
+    keys = users and the multi-hot genres of the item (a user's cells per genre)."""
+    keys = np.asarray(keys, dtype=np.int64)
+    m = sp.csr_array(members, dtype=np.float64)
+    if keys.ndim != 1 or m.shape[0] != len(keys):
+        raise ValueError(f"keys must be 1-D with one key per row of members ({m.shape[0]}), got {keys.shape}")
+    if len(keys) and (keys.min() < 0 or keys.max() >= n_keys):
+        raise ValueError(f"keys must lie in [0, {n_keys}), got range [{keys.min()}, {keys.max()}]")
+    m.eliminate_zeros()
+    g = m.shape[1]
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    cols = keys[rows] * g + m.indices
+    return sp.csr_array((np.ones(len(rows)), (rows, cols)), shape=(m.shape[0], n_keys * g))
+
+
+def cell_rate_scores(train_cells: sp.csr_array, y: np.ndarray, query_cells: sp.csr_array,
+                     cell_prior: np.ndarray | float, damping: float, fallback: np.ndarray | float,
+                     statistic: str = "rate") -> np.ndarray:
+    r"""A non-personal baseline: each query row's score is the mean, over its cells
+    (:func:`cell_matrix`), of the cell's training like rate shrunk towards a prior,
+
+    .. math:: r_c = \frac{\sum_{r \in c} y_r + \beta\, \pi_c}{n_c + \beta},
+              \qquad s(q) = \frac{1}{|C_q|} \sum_{c \in C_q} r_c,
+
+    (``statistic="rate"``), or of the cell's share of training rows, :math:`n_c / N`
+    (``statistic="count"``, popularity within the cell). A query with no cell scores
+    ``fallback``. Film within demographic segment, user within genre, genre alone: all are
+    this formula with different cells."""
+    if statistic not in ("rate", "count"):
+        raise ValueError(f"statistic must be 'rate' or 'count', got {statistic!r}")
+    if damping < 0:
+        raise ValueError(f"damping must be >= 0, got {damping}")
+    a, q = sp.csr_array(train_cells, dtype=np.float64), sp.csr_array(query_cells, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if a.shape[0] != len(y) or a.shape[1] != q.shape[1]:
+        raise ValueError(f"train_cells needs one row per label ({len(y)}) and as many cells as query_cells "
+                         f"({q.shape[1]}), got shapes {a.shape} and {q.shape}")
+    n = a.T @ np.ones(len(y))
+    if statistic == "count":
+        r = n / max(len(y), 1)
+    else:
+        prior = np.broadcast_to(np.asarray(cell_prior, dtype=np.float64), n.shape)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = (a.T @ y + damping * prior) / (n + damping)
+        r = np.where(n + damping > 0, r, prior)
+    k = q @ np.ones(q.shape[1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s = (q @ r) / k
+    return np.where(k > 0, s, np.broadcast_to(np.asarray(fallback, dtype=np.float64), s.shape))
+
+
+#: demographic segments of :func:`user_segment_members`
+USER_SEGMENTS: tuple[str, ...] = ("gender", "age_group", "occupation", "zip", "gender x age_group", "mean of the four")
+#: item groups of :func:`item_group_members`
+ITEM_GROUPS: tuple[str, ...] = ("genre", "year_group", "genre + year_group")
+
+
+def _one_hot(codes: np.ndarray, n: int) -> sp.csr_array:
+    return sp.csr_array((np.ones(len(codes)), (np.arange(len(codes)), codes)), shape=(len(codes), n))
+
+
+def user_segment_members(features: SideFeatures, segment: str) -> sp.csr_array:
+    """Per user (row of ``features.U``), the 0/1 row of the demographic cells they belong
+    to: one of :data:`USER_SEGMENTS` -- a single field, the gender x age-group combination,
+    or (``"mean of the four"``) gender, age group, occupation and zip region side by side,
+    so that :func:`cell_rate_scores` averages the four."""
+    if segment not in USER_SEGMENTS:
+        raise ValueError(f"segment must be one of {USER_SEGMENTS}, got {segment!r}")
+    names, U = features.user_names, features.U
+    fields = {"mean of the four": ("gender", "age_group", "occupation", "zip"),
+              "gender x age_group": (("gender", "age_group"),)}.get(segment, (segment,))
+    blocks = []
+    for f in fields:
+        codes = field_codes(U, names, f)
+        n = 1
+        for g in ((f,) if isinstance(f, str) else f):
+            n *= sum(1 for c in names if "=" in c and field_of(c) == g) + 1
+        blocks.append(_one_hot(codes, n))
+    return sp.hstack(blocks, format="csr")
+
+
+def item_group_members(features: SideFeatures, group: str) -> sp.csr_array:
+    """Per item (row of ``features.I``), the 0/1 row of its genres, its release-year group,
+    or both (one of :data:`ITEM_GROUPS`)."""
+    if group not in ITEM_GROUPS:
+        raise ValueError(f"group must be one of {ITEM_GROUPS}, got {group!r}")
+    wanted = group.split(" + ")
+    cols = [k for k, n in enumerate(features.item_names) if "=" in n and field_of(n) in wanted]
+    return sp.csr_array(features.I[:, cols].astype(np.float64))
 
 
 @dataclass(frozen=True)
@@ -948,6 +1069,23 @@ def retrieval_validation(towers: TwoTower, users: np.ndarray, targets: np.ndarra
         return out
 
     return Validation(evaluate, monitor=monitor, mode="max", patience=patience)
+
+
+def shelf_exclusion(seen: sp.sparray | sp.spmatrix, shelf: np.ndarray) -> sp.csr_array:
+    """The 0/1 exclusion matrix that makes a full ranking a ranking *on a shelf*: every
+    user's ``seen`` items plus, for every user, every item that is not in ``shelf``. With it,
+    :func:`helpers.evaluation.full_ranks` (or :func:`retrieval_validation`) ranks the held-out
+    item among the shelf's unseen items only, e.g. new films among new films."""
+    X = sp.csr_array(seen)
+    shelf = np.unique(np.asarray(shelf, dtype=np.int64))
+    if shelf.ndim != 1 or len(shelf) == 0 or shelf.min() < 0 or shelf.max() >= X.shape[1]:
+        raise ValueError(f"shelf must be a non-empty set of item indices in [0, {X.shape[1]})")
+    off = np.setdiff1d(np.arange(X.shape[1]), shelf)
+    rows = np.repeat(np.arange(X.shape[0]), len(off))
+    W = sp.csr_array((np.ones(len(rows)), (rows, np.tile(off, X.shape[0]))), shape=X.shape)
+    E = (X + W).tocsr()
+    E.data[:] = 1.0
+    return E
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:

@@ -13,6 +13,8 @@ import scipy.sparse as sp
 
 from helpers import metrics
 from helpers.hybrid import (AGE_GROUPS, YEAR_GROUPS, SideFeatures, auc_difference_interval, build_ctr_model,
+                            cell_matrix, cell_rate_scores, field_codes, item_group_members, shelf_exclusion,
+                            user_segment_members,
                             build_two_tower, cold_start_data, cold_start_split, ctr_validation, extra_item_columns,
                             extra_user_columns, field_of, fm_pairwise, fm_pairwise_naive, fm_score,
                             in_batch_softmax_loss, in_batch_softmax_numpy, predict_logits, retrieval_validation,
@@ -293,6 +295,52 @@ def test_auc_difference_interval():
         auc_difference_interval(y, weak, good, groups[:-1])
 
 
+# ----------------------------------------------------------------------------- group baselines
+def test_field_codes(feats):
+    g = field_codes(feats.U, feats.user_names, "gender")
+    np.testing.assert_array_equal(g, feats.U[:, 1:3].argmax(axis=1))
+    both = field_codes(feats.U, feats.user_names, ("gender", "occupation"))
+    np.testing.assert_array_equal(both, g * 4 + feats.U[:, 3:6].argmax(axis=1))
+    U = feats.U.copy()
+    U[0, 1:3] = 0                                             # a missing gender gets the extra code
+    assert field_codes(U, feats.user_names, "gender")[0] == 2
+    with pytest.raises(ValueError, match="multi-hot"):
+        field_codes(np.ones((2, 2)), ["genre=A", "genre=B"], "genre")
+    with pytest.raises(ValueError, match="no one-hot columns"):
+        field_codes(feats.U, feats.user_names, "zip")
+
+
+def test_cell_matrix_and_rate_scores_by_hand():
+    genres = np.array([[1, 0], [1, 1], [0, 0]])             # item 0: A; item 1: A and B; item 2: none
+    users, items = np.array([0, 0, 1, 0]), np.array([0, 1, 1, 2])
+    y = np.array([1.0, 0.0, 1.0, 1.0])
+    cells = cell_matrix(users, genres[items], n_keys=2)      # cell (u, g) = column 2u + g
+    np.testing.assert_array_equal(cells.toarray(), [[1, 0, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1], [0, 0, 0, 0]])
+    prior = np.array([0.5, 0.5, 0.9, 0.9])                   # each user's own rate as the prior of its cells
+    q = cell_matrix(np.array([0, 1]), genres[[1, 2]], n_keys=2)
+    s = cell_rate_scores(cells, y, q, prior, damping=1.0, fallback=np.array([-1.0, 0.7]))
+    r_0a, r_0b = (1 + 0 + 0.5) / 3, (0 + 0.5) / 2             # user 0, genre A: y = 1, 0; genre B: y = 0
+    assert s[0] == pytest.approx((r_0a + r_0b) / 2) and s[1] == 0.7   # user 1's query has no genre: fallback
+    cnt = cell_rate_scores(cells, y, q, 0.0, 0.0, 0.0, statistic="count")
+    assert cnt[0] == pytest.approx((2 / 4 + 1 / 4) / 2)
+    with pytest.raises(ValueError, match="statistic"):
+        cell_rate_scores(cells, y, q, prior, 1.0, 0.0, statistic="mean")
+    with pytest.raises(ValueError, match="keys must lie"):
+        cell_matrix(np.array([0, 5]), genres[[0, 1]], n_keys=2)
+
+
+def test_segment_and_group_members(feats):
+    g = user_segment_members(feats, "gender").toarray()
+    assert g.shape == (N_USERS, 3) and (g.sum(axis=1) == 1).all()       # F, M and "missing"
+    np.testing.assert_array_equal(g[:, :2], feats.U[:, 1:3])
+    with pytest.raises(ValueError, match="segment must be"):
+        user_segment_members(feats, "height")
+    genres = item_group_members(feats, "genre").toarray()
+    np.testing.assert_array_equal(genres, feats.I[:, 1:])
+    with pytest.raises(ValueError, match="group must be"):
+        item_group_members(feats, "brand")
+
+
 # ----------------------------------------------------------------------------- in-batch softmax
 def test_sampling_log_q():
     lq = sampling_log_q(np.array([0, 0, 1, 3]), 5)
@@ -363,3 +411,11 @@ def test_two_tower_trains_and_scores(feats):
         train_two_tower(tt, u[:10], i[:10], N_ITEMS, TrainConfig(epochs=1, batch_size=256))
     with pytest.raises(ValueError, match="each tower needs"):
         build_two_tower(N_USERS, N_ITEMS, feats, user_ids=False, user_features=False)
+
+
+def test_shelf_exclusion():
+    seen = sp.csr_array(np.array([[1, 0, 0, 1, 0], [0, 0, 0, 0, 0]]))
+    E = shelf_exclusion(seen, np.array([1, 3, 4]))
+    np.testing.assert_array_equal(E.toarray(), [[1, 0, 1, 1, 0], [1, 0, 1, 0, 0]])
+    with pytest.raises(ValueError, match="shelf"):
+        shelf_exclusion(seen, np.array([7]))
