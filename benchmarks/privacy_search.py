@@ -6,7 +6,7 @@ shared 2-core machine):
 
 Every model is :class:`helpers.privacy.DotModel` (logistic MF, 32 factors) trained on the
 training split of :func:`helpers.protocol.leave_last_out_protocol` **minus a random 10 % of its
-rows** (:func:`holdout`, seed 0), held back as the non-members of the membership-inference
+rows** (:func:`helpers.privacy.membership_holdout`, seed 0), held back as the non-members of the membership-inference
 attack. Selection is by sampled validation HR@10 (1 + 99 candidates, seed 1); test items are
 never touched.
 
@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.evaluation import evaluate_sampled
-from helpers.privacy import DotModel, dp_epsilon, fedavg, fixed_negatives, train_dp_sgd
+from helpers.privacy import DotModel, dp_epsilon, fedavg, fixed_negatives, membership_holdout, train_dp_sgd
 from helpers.protocol import leave_last_out_protocol
 from helpers.tuning import write_search
 
@@ -37,18 +37,12 @@ DIM, STD, N_NEG, Q, EPOCHS, DELTA = 32, 0.1, 4, 0.05, 10, 1e-5
 POLICY_SIGMA = 1.0
 
 
-def holdout(users: np.ndarray, items: np.ndarray, share: float = 0.1, seed: int = 0):
-    """Split training rows at random: ``(kept users, kept items, out users, out items)``."""
-    out = np.random.default_rng(seed).random(len(users)) < share
-    return users[~out], items[~out], users[out], items[out]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--part", choices=["central", "dp", "fed"], required=True)
     args = ap.parse_args()
     p = leave_last_out_protocol()
-    u, i, _, _ = holdout(*p.arrays("train"))
+    u, i, _, _ = membership_holdout(*p.arrays("train"))
 
     def val(m: DotModel) -> float:
         return float(evaluate_sampled(m.logits, p.val_users, p.val_candidates)["HR@10"])

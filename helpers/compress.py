@@ -41,7 +41,7 @@ import tensorflow as tf
 
 __all__ = [
     "parameter_table", "quantize_rows", "dequantize_rows", "keras_quantized", "model_bytes",
-    "saved_bytes", "magnitude_mask", "apply_masks", "sparse_bytes", "hash_ids", "HashedEmbedding",
+    "saved_bytes", "fake_quantized", "magnitude_mask", "apply_masks", "sparse_bytes", "hash_ids", "HashedEmbedding",
     "LowRankEmbedding", "build_small_gmf", "distillation_loss", "train_distilled",
     "latency_per_request",
 ]
@@ -127,6 +127,26 @@ def saved_bytes(model: keras.Model) -> int:
         path = os.path.join(d, "model.keras")
         model.save(path)
         return int(os.path.getsize(path))
+
+
+def fake_quantized(model: keras.Model, bits: int = 8) -> tuple[keras.Model, int]:
+    """A float copy of ``model`` whose embedding tables (variables named ``.../embeddings``)
+    are replaced by their row-wise ``bits``-bit quantised-and-dequantised values
+    (:func:`quantize_rows`), and the bytes of storing it so: ``rows x (dim x bits / 8 + 4)``
+    per table (codes and one float32 scale per row), 4 bytes per other weight. Works for any
+    layer type (Keras' ``quantize`` only handles built-in ``Embedding`` and ``Dense``)."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    nbytes = 0.0
+    for v in copy.weights:
+        w = v.numpy()
+        if v.path.endswith("embeddings") and w.ndim == 2:
+            q, s = quantize_rows(w, bits)
+            v.assign(dequantize_rows(q, s))
+            nbytes += q.size * bits / 8 + 4 * s.size
+        else:
+            nbytes += 4 * w.size
+    return copy, int(np.ceil(nbytes))
 
 
 # --------------------------------------------------------------------------- pruning
@@ -229,6 +249,8 @@ def build_small_gmf(n_users: int, n_items: int, factors: int = 16, *, item_bucke
     r"""GMF, :math:`s_{ui} = h^\top (p_u \odot q_i) + b`, with smaller embedding tables:
     hashed (``user_buckets`` / ``item_buckets`` rows, :class:`HashedEmbedding`), low-rank
     (``rank``, :class:`LowRankEmbedding`, both tables) or plain with ``factors`` columns.
+    Entries start with sd ``std``; for low rank each factor gets sd
+    :math:`\sqrt{\text{std}/\sqrt r}`, so that the entries of :math:`AB` have sd ``std``.
     Layer names follow :func:`helpers.ncf.build_gmf` (``gmf_user``, ``gmf_item``, ``output``)."""
     if min(n_users, n_items, factors) < 1:
         raise ValueError(f"n_users, n_items and factors must be >= 1, got {n_users}, {n_items}, {factors}")

@@ -97,3 +97,13 @@ def test_distillation_loss():
 def test_latency_positive():
     lat = latency_per_request(lambda u, i: u * 0.0 + i, n_requests=5)
     assert 0 <= lat < 0.1
+
+
+def test_fake_quantized_matches_rows_and_bytes():
+    from helpers.compress import fake_quantized
+    m = build_small_gmf(30, 40, 8, rank=None)
+    q, nbytes = fake_quantized(m, 8)
+    w = m.get_layer("gmf_item").embeddings.numpy()
+    np.testing.assert_allclose(q.get_layer("gmf_item").embeddings.numpy(), dequantize_rows(*quantize_rows(w, 8)))
+    assert nbytes == (30 + 40) * (8 + 4) + 4 * 9
+    assert fake_quantized(m, 4)[1] == (30 + 40) * (4 + 4) + 4 * 9

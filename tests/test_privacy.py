@@ -108,3 +108,13 @@ def test_membership_auc():
     assert membership_auc(np.array([1.0]), np.array([1.0])) == 0.5
     with pytest.raises(ValueError):
         membership_auc(np.array([]), np.array([1.0]))
+
+
+def test_membership_holdout():
+    from helpers.privacy import membership_holdout
+    u, i = np.arange(1000), np.arange(1000) % 7
+    a, b, c, d = membership_holdout(u, i, 0.1, seed=0)
+    assert len(a) + len(c) == 1000 and 50 < len(c) < 150 and not set(a) & set(c)
+    np.testing.assert_array_equal(c, membership_holdout(u, i, 0.1, seed=0)[2])
+    with pytest.raises(ValueError):
+        membership_holdout(u, i, 1.5)
