@@ -1,5 +1,5 @@
-"""Validation searches for chapter 17's privacy section (run by hand; a few minutes each on the
-shared 2-core machine):
+"""Validation searches for chapter 17's privacy section (run by hand; measured on the shared
+2-core machine at a load of about 7: ``central`` 0.5 min, ``dp`` 2.5 min, ``fed`` 4.4 min):
 
     RECSYS_DATA_DIR=/path/to/data .venv/bin/python benchmarks/privacy_search.py --part central
     ... --part dp ; ... --part fed

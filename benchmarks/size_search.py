@@ -1,5 +1,5 @@
-"""Validation search for chapter 17's size section (run by hand; about 3-5 minutes on the
-shared 2-core machine):
+"""Validation search for chapter 17's size section (run by hand; 1.3 minutes on the shared
+2-core machine at a load of about 7):
 
     RECSYS_DATA_DIR=/path/to/data .venv/bin/python benchmarks/size_search.py
 
