@@ -1,5 +1,5 @@
-"""Validation search for chapter 17's size section (run by hand; 1.3 minutes on the shared
-2-core machine at a load of about 7):
+"""Validation search for chapter 17's size section (run by hand; 2.9 minutes on the shared
+2-core machine at a load of about 6):
 
     RECSYS_DATA_DIR=/path/to/data .venv/bin/python benchmarks/size_search.py
 
@@ -17,7 +17,10 @@ and by its bytes; test items are never touched. Candidates:
 * GMF-32 with hashed user and item tables (half or a quarter of the rows) and with low-rank
   tables (rank 4 or 8; the factors initialised with the book's sd 0.01 setting or a larger one,
   since a product of two tiny factors starts near a saddle point), trained on the labels;
-* every GMF except the low-rank ones also with int8 embedding tables (:func:`helpers.compress.fake_quantized`, one
+* GMF-32 with mixed-dimension tables: the 25 % most frequent users and films (in the training
+  rows) keep 32-wide rows, the others get 4- or 8-wide rows and a shared projection
+  (:class:`helpers.compress.MixedDimEmbedding`; initial sd 0.01 or 0.1), trained on the labels;
+* every plain and hashed GMF also with int8 embedding tables (:func:`helpers.compress.fake_quantized`, one
   float32 scale per row; its bytes: ``rows x (factors + 4)`` per table).
 
 The choice (``size_search.json``) is the **smallest** candidate at least 8x smaller than the
@@ -32,8 +35,8 @@ import keras
 import numpy as np
 import pandas as pd
 
-from helpers.compress import (build_small_gmf, fake_quantized, magnitude_mask, model_bytes, sparse_bytes,
-                              train_distilled)
+from helpers.compress import (build_small_gmf, fake_quantized, frequent_ids, magnitude_mask, model_bytes,
+                              sparse_bytes, train_distilled)
 from helpers.evaluation import evaluate_sampled
 from helpers.ncf import build_gmf, build_neumf, pair_scorer, parse_layers, train_pointwise
 from helpers.protocol import leave_last_out_protocol
@@ -42,6 +45,8 @@ from helpers.training import TrainConfig
 from helpers.tuning import read_choice, write_search
 
 EMB = ("gmf_user", "gmf_item", "mlp_user", "mlp_item")
+HEAD_SHARE = 0.25
+
 
 
 def train_reference(p, u, i) -> keras.Model:
@@ -64,7 +69,7 @@ def main() -> None:
     ref = train_reference(p, u, i)
     ref_val, ref_bytes = val(ref), model_bytes(ref)
     rows = []
-    base = dict(factors=0, alpha=-1.0, buckets=0.0, rank=0, init_std=0.01, sparsity=0.0, bits=32)
+    base = dict(factors=0, alpha=-1.0, buckets=0.0, rank=0, tail_dim=0, init_std=0.01, sparsity=0.0, bits=32)
 
     def add(family: str, val_hr10: float, nbytes: float, **kw) -> None:
         rows.append({"family": family, **base, **kw, "bytes": int(nbytes), "val_hr10": val_hr10})
@@ -97,7 +102,7 @@ def main() -> None:
         else:
             train_distilled(model, teacher, u, i, p.n_items, gmf_cfg, n_neg=4, alpha=alpha)
         add(family, val(model), model_bytes(model), alpha=alpha, **kw)
-        if family != "GMF low-rank":  # fake_quantized handles Embedding-style tables only
+        if family in ("GMF", "GMF hashed"):  # fake_quantized handles Embedding-style tables only
             q, nbytes = fake_quantized(model, 8)
             add(family, val(q), nbytes, alpha=alpha, bits=8, **kw)
 
@@ -116,13 +121,22 @@ def main() -> None:
             student(build_small_gmf(p.n_users, p.n_items, 32, rank=r, std=std), "GMF low-rank", 1.0,
                     factors=32, rank=r, init_std=std)
 
+    head_users, head_items = frequent_ids(u, p.n_users, HEAD_SHARE), frequent_ids(i, p.n_items, HEAD_SHARE)
+    for td in (4, 8):
+        for std in (0.01, 0.1):
+            seed_everything(0)
+            m = build_small_gmf(p.n_users, p.n_items, 32, head_users=head_users, head_items=head_items,
+                                tail_dim=td, std=std)
+            student(m, "GMF mixed-dim", 1.0, factors=32, tail_dim=td, init_std=std)
+
     table = pd.DataFrame(rows)
     ok = table[(table.bytes * 8 <= ref_bytes) & (table.val_hr10 >= ref_val - 0.01)]
     if ok.empty:  # nothing meets the target on validation: the best of the 8x-smaller ones
         ok = table[table.bytes * 8 <= ref_bytes].sort_values("val_hr10", ascending=False)
     else:
         ok = ok.sort_values(["bytes", "val_hr10"], ascending=[True, False])
-    choice = ok.iloc[0][["family", "factors", "alpha", "buckets", "rank", "init_std", "sparsity", "bits"]].to_dict()
+    choice = ok.iloc[0][["family", "factors", "alpha", "buckets", "rank", "tail_dim", "init_std", "sparsity",
+                         "bits"]].to_dict()
     minutes = round((time.time() - t0) / 60, 1)
     write_search("size_search", table.sort_values("bytes", ignore_index=True), choice, "val_hr10", notes={
         "script": "benchmarks/size_search.py",

@@ -42,7 +42,7 @@ import tensorflow as tf
 __all__ = [
     "parameter_table", "quantize_rows", "dequantize_rows", "keras_quantized", "model_bytes",
     "saved_bytes", "fake_quantized", "magnitude_mask", "apply_masks", "sparse_bytes", "hash_ids", "HashedEmbedding",
-    "LowRankEmbedding", "build_small_gmf", "distillation_loss", "train_distilled",
+    "LowRankEmbedding", "MixedDimEmbedding", "frequent_ids", "build_small_gmf", "distillation_loss", "train_distilled",
     "latency_per_request",
 ]
 
@@ -59,7 +59,8 @@ def parameter_table(model: keras.Model) -> pd.DataFrame:
         n = int(sum(int(np.prod(v.shape)) for v in layer.weights))
         if n == 0:
             continue
-        kind = "embedding" if isinstance(layer, (keras.layers.Embedding, HashedEmbedding, LowRankEmbedding)) \
+        kind = "embedding" if isinstance(layer, (keras.layers.Embedding, HashedEmbedding, LowRankEmbedding,
+                                                  MixedDimEmbedding)) \
             else type(layer).__name__.lower()
         rows.append(dict(layer=layer.name, kind=kind, params=n))
     if not rows:
@@ -243,23 +244,80 @@ class LowRankEmbedding(keras.layers.Layer):
                 "dim": self.dim, "std": self.std}
 
 
+def frequent_ids(ids: np.ndarray, n: int, share: float) -> np.ndarray:
+    """The ``round(share * n)`` most frequent values of ``ids`` among ``0..n-1`` (ties broken by
+    the smaller id), sorted: the "head" that keeps full rows in :class:`MixedDimEmbedding`."""
+    if not 0 < share <= 1:
+        raise ValueError(f"share must be in (0, 1], got {share}")
+    counts = np.bincount(np.asarray(ids, dtype=np.int64), minlength=n)
+    if len(counts) != n:
+        raise ValueError(f"ids must lie in 0..{n - 1}")
+    return np.sort(np.argsort(-counts, kind="stable")[:int(round(share * n))])
+
+
+@keras.saving.register_keras_serializable(package="helpers")
+class MixedDimEmbedding(keras.layers.Layer):
+    r"""Mixed-dimension embedding (Ginart et al., 2021): the ``head_ids`` (e.g. the most
+    frequent ids) get full ``dim``-wide rows :math:`H`, every other id a ``tail_dim``-wide row
+    of :math:`T` mapped up by one shared projection :math:`P` (``tail_dim`` x ``dim``):
+    :math:`E = [H;\ T P]` (rows re-ordered), :math:`n_h d + n_t d_t + d_t d` parameters. Head
+    rows start with sd ``std``, :math:`T` and :math:`P` with sd :math:`\sqrt{\text{std}/\sqrt{d_t}}`
+    (so :math:`TP` has sd ``std``)."""
+
+    def __init__(self, input_dim: int, dim: int, head_ids, tail_dim: int, std: float = 0.01, **kwargs):
+        super().__init__(**kwargs)
+        head_ids = np.unique(np.asarray(head_ids, dtype=np.int64))
+        if head_ids.size and (head_ids.min() < 0 or head_ids.max() >= input_dim):
+            raise ValueError(f"head_ids must lie in 0..{input_dim - 1}")
+        if not 1 <= tail_dim <= dim:
+            raise ValueError(f"tail_dim must be in 1..dim ({dim}), got {tail_dim}")
+        self.input_dim, self.dim, self.tail_dim, self.std = input_dim, dim, tail_dim, std
+        self.head_ids = [int(x) for x in head_ids]
+        is_head = np.zeros(input_dim, dtype=bool)
+        is_head[head_ids] = True
+        remap = np.empty(input_dim, dtype=np.int32)  # head ids -> 0..n_h-1, tail -> n_h..n-1
+        remap[is_head] = np.arange(is_head.sum())
+        remap[~is_head] = is_head.sum() + np.arange((~is_head).sum())
+        self.remap = tf.constant(remap)
+        init = keras.initializers.RandomNormal(stddev=std)
+        self.head = self.add_weight(shape=(int(is_head.sum()), dim), name="head", initializer=init)
+        small = keras.initializers.RandomNormal(stddev=float(np.sqrt(std / np.sqrt(tail_dim))))
+        self.tail = self.add_weight(shape=(int((~is_head).sum()), tail_dim), name="tail", initializer=small)
+        self.proj = self.add_weight(shape=(tail_dim, dim), name="proj", initializer=small)
+
+    def call(self, ids):
+        table = tf.concat([self.head, tf.matmul(self.tail, self.proj)], axis=0)
+        return tf.gather(table, tf.gather(self.remap, ids))
+
+    def get_config(self):
+        return {**super().get_config(), "input_dim": self.input_dim, "dim": self.dim,
+                "head_ids": self.head_ids, "tail_dim": self.tail_dim, "std": self.std}
+
+
 def build_small_gmf(n_users: int, n_items: int, factors: int = 16, *, item_buckets: int | None = None,
                     user_buckets: int | None = None, rank: int | None = None, std: float = 0.01,
-                    seed: int = 0, name: str = "small_gmf") -> keras.Model:
+                    head_users: np.ndarray | None = None, head_items: np.ndarray | None = None,
+                    tail_dim: int | None = None, seed: int = 0, name: str = "small_gmf") -> keras.Model:
     r"""GMF, :math:`s_{ui} = h^\top (p_u \odot q_i) + b`, with smaller embedding tables:
     hashed (``user_buckets`` / ``item_buckets`` rows, :class:`HashedEmbedding`), low-rank
     (``rank``, :class:`LowRankEmbedding`, both tables) or plain with ``factors`` columns.
-    Entries start with sd ``std``; for low rank each factor gets sd
+    With ``tail_dim`` (and ``head_users``, ``head_items``) both tables are mixed-dimension
+    (:class:`MixedDimEmbedding`). Entries start with sd ``std``; for low rank each factor gets sd
     :math:`\sqrt{\text{std}/\sqrt r}`, so that the entries of :math:`AB` have sd ``std``.
     Layer names follow :func:`helpers.ncf.build_gmf` (``gmf_user``, ``gmf_item``, ``output``)."""
     if min(n_users, n_items, factors) < 1:
         raise ValueError(f"n_users, n_items and factors must be >= 1, got {n_users}, {n_items}, {factors}")
-    if rank is not None and (item_buckets or user_buckets):
-        raise ValueError("choose hashing or low rank, not both")
+    if sum(x is not None for x in (rank, item_buckets or user_buckets, tail_dim)) > 1:
+        raise ValueError("choose one of hashing, low rank and mixed dimensions")
+    if tail_dim is not None and (head_users is None or head_items is None):
+        raise ValueError("mixed dimensions need head_users and head_items (the ids that keep full rows)")
     user = keras.Input(shape=(), dtype="int32", name="user")
     item = keras.Input(shape=(), dtype="int32", name="item")
 
     def table(n: int, buckets: int | None, nm: str, s: int):
+        if tail_dim is not None:
+            return MixedDimEmbedding(n, factors, head_users if nm == "gmf_user" else head_items, tail_dim,
+                                     std=std, name=nm)
         if rank is not None:
             return LowRankEmbedding(n, rank, factors, std=float(np.sqrt(std / np.sqrt(rank))), name=nm)
         if buckets is not None:
