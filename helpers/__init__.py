@@ -34,7 +34,9 @@ TensorFlow until something asks for it: see :mod:`helpers.quiet`. The NumPy-only
 - :mod:`helpers.text` -- title vectorisation, CNN title encoder, DKN attention (chapter 11);
 - :mod:`helpers.hybrid` -- FM, Wide & Deep, DeepFM, DCN and two towers (chapter 12);
 - :mod:`helpers.ctr` -- click-rate metrics (normalised entropy, calibration) and click models (chapter 13);
-- :mod:`helpers.ope` -- off-policy estimators IPS, SNIPS, DR and logging policies (chapters 9, 13).
+- :mod:`helpers.ope` -- off-policy estimators IPS, SNIPS, DR and logging policies (chapters 9, 13);
+- :mod:`helpers.compress` -- parameter counts, quantisation, pruning, hashing, distillation (chapter 17);
+- :mod:`helpers.privacy` -- FedAvg, DP-SGD with an accountant, membership inference (chapter 17).
 """
 import sys as _sys
 
