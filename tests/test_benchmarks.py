@@ -56,3 +56,9 @@ def test_every_search_a_chapter_reads_is_committed():
         for name in call.findall(source):
             assert (RESULTS / f"{name}.json").exists() or (RESULTS / f"{name}.csv").exists(), \
                 f"{nb.name} reads {name!r}, not in benchmarks/results/"
+
+
+def test_every_script_is_listed_in_the_benchmarks_readme():
+    listed = (BENCH / "README.md").read_text()
+    missing = [p.name for p in sorted(BENCH.glob("*.py")) if f"`{p.name}`" not in listed]
+    assert not missing, f"add these scripts to benchmarks/README.md: {missing}"
