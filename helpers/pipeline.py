@@ -31,7 +31,7 @@ import scipy.sparse as sp
 FEATURE_NAMES: tuple[str, ...] = (
     "candidate_score", "candidate_rank", "log_item_ratings", "item_mean_rating",
     "log_item_recent_ratings", "item_year", "year_gap_to_user", "genre_match",
-    "log_item_tags", "log_user_ratings", "user_mean_rating", "user_days_since_last",
+    "log_item_tags", "tag_match", "log_user_ratings", "user_mean_rating", "user_days_since_last",
 )
 
 
@@ -195,7 +195,10 @@ class FeatureTables:
 
     Items are catalogue positions ``0 .. n_items-1``; users are raw ids. ``genres`` is the
     item x genre 0/1 matrix. Item mean ratings are damped towards the global mean
-    :math:`\mu`: :math:`\bar r_i = (\sum r + m\mu)/(n_i + m)`, ``m = 10``.
+    :math:`\mu`: :math:`\bar r_i = (\sum r + m\mu)/(n_i + m)`, ``m = 10``. Tags: ``t_i`` is
+    the unit-length 0/1 vector of the (lower-cased) tags anyone gave film :math:`i` before
+    ``now``, the user's tag profile :math:`p_u` the unit-length sum of :math:`t_h` over their
+    rated films, and ``tag_match`` :math:`= t_i^\top p_u` (0 without tags).
     """
 
     item_ratings: np.ndarray
@@ -209,6 +212,8 @@ class FeatureTables:
     user_year: pd.Series
     user_last_days: pd.Series
     user_genres: dict[int, np.ndarray] = field(repr=False)
+    item_tag_unit: sp.csr_array | None = field(default=None, repr=False)
+    user_tags: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_ratings(cls, ratings: pd.DataFrame, item_index: pd.Index, genres: np.ndarray,
@@ -235,14 +240,29 @@ class FeatureTables:
         y = np.asarray(years, dtype=np.float64)
         y = np.where(np.isnan(y), np.nanmedian(y) if np.isfinite(y).any() else 0.0, y)
         tag_cnt = np.zeros(n)
+        item_tag_unit, user_tags = None, {}
         if tags is not None and len(tags):
             t = tags[tags["timestamp"] < now]
             tp = item_index.get_indexer(t["item_id"])
             tag_cnt = np.bincount(tp[tp >= 0], minlength=n).astype(float)
+            words = t["tag"].astype(str).str.strip().str.lower().to_numpy()[tp >= 0]
+            if words.size:
+                vocab, col = np.unique(words, return_inverse=True)
+                m = sp.csr_array((np.ones(col.size), (tp[tp >= 0], col)), shape=(n, vocab.size))
+                m.sum_duplicates()
+                m.data[:] = 1.0
+                norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+                item_tag_unit = sp.csr_array(sp.diags_array(1.0 / np.where(norms > 0, norms, 1.0)) @ m)
         gu = unit_rows(g)
         by_user = r_in.assign(pos=p_in).groupby("user_id")
         user_genres = {int(u): unit_rows(g[grp["pos"].to_numpy()].sum(axis=0, keepdims=True))[0]
                        for u, grp in by_user}
+        if item_tag_unit is not None:
+            for u, grp in by_user:
+                prof = np.asarray(item_tag_unit[grp["pos"].to_numpy()].sum(axis=0)).ravel()
+                norm = np.linalg.norm(prof)
+                if norm > 0:
+                    user_tags[int(u)] = prof / norm
         year_of = pd.Series(y[p_in], index=r_in.index)
         ug = ratings.groupby("user_id")
         return cls(item_ratings=cnt, item_mean=(tot + damping * mu) / (cnt + damping), item_recent=rec_cnt,
@@ -250,23 +270,27 @@ class FeatureTables:
                    user_n=ug.size().astype(float), user_mean=ug["rating"].mean().astype(float),
                    user_year=year_of.groupby(r_in["user_id"]).mean(),
                    user_last_days=(now - ug["timestamp"].max()).dt.total_seconds() / 86400.0,
-                   user_genres=user_genres)
+                   user_genres=user_genres, item_tag_unit=item_tag_unit, user_tags=user_tags)
 
     def features(self, user_id: int, candidates: np.ndarray, scores: np.ndarray) -> np.ndarray:
         """One row per candidate, columns :data:`FEATURE_NAMES` (the candidate model's score
         and rank, item popularity, damped mean rating, recent popularity, year, the gap to the
         user's mean film year, the cosine between the user's genre profile and the item's
-        genres, tag count, and the user's rating count, mean and days since last rating)."""
+        genres, tag count, the cosine between its tags and the user's tag profile, and the
+        user's rating count, mean and days since last rating)."""
         c = np.asarray(candidates, dtype=np.int64)
         u = int(user_id)
         uyear = float(self.user_year.get(u, np.median(self.item_year)))
         ug = self.user_genres.get(u, np.zeros(self.genres_unit.shape[1]))
         m = len(c)
+        ut = self.user_tags.get(u)
+        tag_match = (np.zeros(m) if ut is None or self.item_tag_unit is None
+                     else np.asarray(self.item_tag_unit[c] @ ut, dtype=np.float64).ravel())
         return np.column_stack([
             np.asarray(scores, dtype=np.float64), np.arange(m, dtype=np.float64),
             np.log1p(self.item_ratings[c]), self.item_mean[c], np.log1p(self.item_recent[c]),
             self.item_year[c], np.abs(self.item_year[c] - uyear), self.genres_unit[c] @ ug,
-            np.log1p(self.item_tags[c]),
+            np.log1p(self.item_tags[c]), tag_match,
             np.full(m, np.log1p(float(self.user_n.get(u, 0.0)))),
             np.full(m, float(self.user_mean.get(u, np.nan))),
             np.full(m, float(self.user_last_days.get(u, np.nan))),

@@ -189,3 +189,19 @@ def test_recommender_validates_its_stages():
         pipeline.Recommender(np.arange(9), np.array(["f"] * 9), np.arange(12), X, np.eye(3), np.ones(9))
     with pytest.raises(ValueError, match="mmr_lambda"):
         _recommender(X, mmr_lambda=2.0)
+
+
+def test_tag_match_is_cosine_of_item_tags_and_user_tag_profile():
+    now = pd.Timestamp("2020-01-01")
+    items = pd.Index([10, 11, 12])
+    rat = pd.DataFrame({"user_id": [1, 1], "item_id": [10, 11], "rating": [4.0, 5.0],
+                        "timestamp": [now - pd.Timedelta(days=2)] * 2})
+    tags = pd.DataFrame({"item_id": [10, 11, 12, 12, 12], "tag": ["Funny", "funny ", "dark", "funny", "late"],
+                         "timestamp": [now - pd.Timedelta(days=1)] * 4 + [now + pd.Timedelta(days=1)]})
+    t = pipeline.FeatureTables.from_ratings(rat, items, np.ones((3, 1)), np.array([2000.0, 2001.0, 2002.0]), tags, now)
+    F = t.features(1, np.array([2, 0]), np.zeros(2))
+    col = pipeline.FEATURE_NAMES.index("tag_match")
+    # user profile: "funny" only; item 12 (the later "late" tag ignored): {dark, funny} -> cosine 1/sqrt(2)
+    np.testing.assert_allclose(F[:, col], [1 / np.sqrt(2), 1.0])
+    np.testing.assert_allclose(F[:, pipeline.FEATURE_NAMES.index("log_item_tags")], np.log1p([2, 1]))
+    assert t.features(99, np.array([0]), np.zeros(1))[0, col] == 0.0     # a user without a profile
