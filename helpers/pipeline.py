@@ -364,13 +364,11 @@ class Recommender:
     def recommend(self, user_id: object, k: int = 10) -> Recommendation:
         r"""The top-``k`` list of one user (raw id), through every stage:
         candidates (top ``n_candidates`` unseen by :math:`X_u B`, at least ``k``) -> ranker ->
-        MMR with genre cosine -> explanations. Unknown user: the ``k`` most popular films,
-        ``cold_start=True``. Nothing left unseen: an empty list with the reason."""
+        MMR with genre cosine -> explanations. Unknown user (an id not seen in training, or
+        not an integer): the ``k`` most popular films, ``cold_start=True``. Nothing left unseen: an empty list with the reason."""
         k = check_k(k)
-        try:
-            row = self._row.get(int(user_id)) if not isinstance(user_id, bool) else None
-        except (TypeError, ValueError):
-            row = None
+        known_type = isinstance(user_id, (int, np.integer)) and not isinstance(user_id, (bool, np.bool_))
+        row = self._row.get(int(user_id)) if known_type else None    # "100", 100.7, None: not an id we know
         if row is None:
             top = top_unseen(self.popularity, np.array([], dtype=np.int64), k)
             return Recommendation(user_id, [int(self.item_ids[i]) for i in top], [str(self.titles[i]) for i in top],

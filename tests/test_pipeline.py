@@ -124,6 +124,12 @@ def test_feature_tables_use_only_the_past_and_have_named_columns():
                                             rat["timestamp"].min())
 
 
+def test_numpy_integer_ids_are_known_users():
+    rec = _recommender(_toy())
+    assert rec.recommend(np.int64(100), 2).items == rec.recommend(100, 2).items
+    assert not rec.recommend(np.int32(100), 2).cold_start
+
+
 def test_recommend_known_user_runs_every_stage():
     X = _toy()
     rec = _recommender(X, ranker=lambda F: F[:, 0] + 0.01 * F[:, 7], n_candidates=4, mmr_lambda=0.7,
@@ -148,7 +154,7 @@ def test_recommend_candidates_only_equals_ease_top_k():
 def test_unknown_user_gets_flagged_popularity_fallback():
     X = _toy()
     rec = _recommender(X)
-    for uid in (999, "someone", None, 1.5):
+    for uid in (999, "someone", None, 1.5, 100.7, "100", True):
         out = rec.recommend(uid, 3)
         assert out.cold_start and "unknown user" in out.reason
         pop = np.asarray(X.sum(axis=0)).ravel()
