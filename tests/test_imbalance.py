@@ -86,3 +86,19 @@ def test_errors():
         im.replay_bandit("uniform", np.array([0, 5]), np.array([0.0, 1.0]), 2)
     with pytest.raises(ValueError, match="gamma"):
         im.focal_loss(np.array([1.0]), np.array([0.5]), gamma=-1)
+
+
+def test_simulated_bandits_beat_uniform_on_clear_arms():
+    mu = np.array([0.02, 0.02, 0.02, 0.2])
+    n = 5_000
+    uni = im.simulate_bandit("uniform", mu, n, seed=0)
+    ts = im.simulate_bandit("thompson", mu, n, seed=0)
+    eg = im.simulate_bandit("epsilon_greedy", mu, n, epsilon=0.1, seed=0)
+    assert uni.shape == (n,) and np.all(np.diff(uni) >= 0)
+    assert ts[-1] > 1.5 * uni[-1] and eg[-1] > 1.5 * uni[-1]
+    assert ts[-1] <= n * mu.max() * 1.2
+    np.testing.assert_array_equal(ts, im.simulate_bandit("thompson", mu, n, seed=0))
+    with pytest.raises(ValueError, match="true_rates"):
+        im.simulate_bandit("thompson", np.array([0.5]), 10)
+    with pytest.raises(ValueError, match="epsilon"):
+        im.simulate_bandit("epsilon_greedy", mu, 10, epsilon=2.0)
