@@ -15,6 +15,8 @@ r"""Social and graph pieces for recommenders, NumPy/SciPy only (chapter 14, reus
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -204,19 +206,47 @@ def log_confidence(counts: sp.spmatrix | sp.sparray, alpha: float = 1.0, eps: fl
     return c
 
 
-def _solve_side(conf: sp.csr_array, f: np.ndarray, reg: float, extra_diag: np.ndarray | None = None,
-                extra_rhs: np.ndarray | None = None, chunk: int = 2048) -> np.ndarray:
-    """Rows x_u = (F^T F + sum_i (c_ui - 1) f_i f_i^T + (reg + extra_u) I)^-1 (sum_i c_ui f_i + extra_rhs_u)."""
+def _gram_weighted(conf: sp.csr_array, f: np.ndarray, chunk: int) -> Iterator[tuple[slice, np.ndarray]]:
+    """Per row u of ``conf``: sum_i (c_ui - 1) f_i f_i^T, in chunks of rows.
+
+    Rows with few non-zeros (users: at most a few dozen artists) are padded to the longest row
+    and multiplied as a batch of small dense matrices; rows with many non-zeros (artists with
+    hundreds of listeners) use one sparse product with every f_i f_i^T flattened."""
     n, d = conf.shape[0], f.shape[1]
-    ftf = f.T @ f
-    outer = (f[:, :, None] * f[:, None, :]).reshape(len(f), d * d)
-    cm1 = conf.copy()
-    cm1.data = cm1.data - 1.0
-    out = np.empty((n, d))
-    idx = np.arange(d)
+    counts = np.diff(conf.indptr)
+    longest = int(counts.max()) if n else 0
+    padded = n * longest <= 4 * max(conf.nnz, 1)
+    if not padded:
+        outer = (f[:, :, None] * f[:, None, :]).reshape(len(f), d * d)
+        cm1 = conf.copy()
+        cm1.data = cm1.data - 1.0
     for s in range(0, n, chunk):
         rows = slice(s, min(n, s + chunk))
-        a = (cm1[rows] @ outer).reshape(-1, d, d) + ftf
+        if padded:
+            lo, hi = conf.indptr[rows.start], conf.indptr[rows.stop]
+            pos = np.arange(lo, hi) - np.repeat(conf.indptr[rows.start:rows.stop], counts[rows])
+            r = np.repeat(np.arange(rows.stop - rows.start), counts[rows])
+            g = np.zeros((rows.stop - rows.start, longest, d))
+            g[r, pos] = f[conf.indices[lo:hi]] * np.sqrt(conf.data[lo:hi] - 1.0)[:, None]
+            yield rows, np.matmul(g.transpose(0, 2, 1), g)
+        else:
+            yield rows, (cm1[rows] @ outer).reshape(-1, d, d)
+
+
+def _solve_side(conf: sp.csr_array, f: np.ndarray, reg: float, extra_diag: np.ndarray | None = None,
+                extra_rhs: np.ndarray | None = None, chunk: int = 2048,
+                grams: list[np.ndarray] | None = None) -> np.ndarray:
+    """Rows x_u = (F^T F + sum_i (c_ui - 1) f_i f_i^T + (reg + extra_u) I)^-1 (sum_i c_ui f_i + extra_rhs_u).
+    ``grams`` caches the weighted Gram blocks across calls with the same ``conf`` and ``f``."""
+    n, d = conf.shape[0], f.shape[1]
+    ftf = f.T @ f
+    out = np.empty((n, d))
+    idx = np.arange(d)
+    blocks = grams if grams else list(_gram_weighted(conf, f, chunk))
+    if grams is not None and not grams:
+        grams.extend(blocks)
+    for rows, gram in blocks:
+        a = gram + ftf
         a[:, idx, idx] += reg + (0.0 if extra_diag is None else extra_diag[rows, None])
         b = conf[rows] @ f
         if extra_rhs is not None:
@@ -283,8 +313,9 @@ def confidence_ials(conf: sp.spmatrix | sp.sparray, dim: int = 64, n_iter: int =
     x = np.zeros((n_users, int(dim)))
     for _ in range(int(n_iter)):
         if social_reg > 0:
+            cache: list[np.ndarray] = []        # the Gram blocks depend on Y only: build once per sweep
             for _ in range(int(inner_steps)):
-                x = _solve_side(c, y, reg, social_reg * deg, social_reg * (a @ x))
+                x = _solve_side(c, y, reg, social_reg * deg, social_reg * (a @ x), grams=cache)
         else:
             x = _solve_side(c, y, reg)
         y = _solve_side(ct, x, reg)

@@ -209,3 +209,25 @@ def test_helpers_never_modify_their_inputs(small):
     c0 = c.copy()
     graph.confidence_ials(c, dim=2, n_iter=1, social=a, social_reg=1.0)
     assert abs(x - x0).sum() == 0 and abs(a - a0).sum() == 0 and abs(c - c0).sum() == 0
+
+
+@pytest.mark.parametrize("long_row", [False, True])
+def test_solve_side_both_gram_paths_match_the_normal_equations(long_row):
+    """Short rows use padded batches, a very long row forces the flattened sparse product."""
+    rng = np.random.default_rng(5)
+    dense = (rng.random((30, 12)) < 0.15) * rng.integers(1, 9, (30, 12)).astype(float)
+    if long_row:
+        dense = np.zeros((30, 12))
+        dense[0] = rng.integers(1, 9, 12)
+        dense[1:, 0] = 3.0
+    conf = graph.log_confidence(sp.csr_array(dense), alpha=1.5, eps=2.0)
+    counts = np.diff(conf.indptr)
+    assert (conf.shape[0] * counts.max() <= 4 * conf.nnz) != long_row
+    f = rng.normal(size=(12, 4))
+    got = graph._solve_side(conf, f, 0.3, chunk=7)
+    cd = conf.toarray()
+    for u in range(30):
+        c = np.where(cd[u] > 0, cd[u], 1.0)
+        p = (cd[u] > 0).astype(float)
+        want = np.linalg.solve(f.T @ (c[:, None] * f) + 0.3 * np.eye(4), f.T @ (c * p))
+        np.testing.assert_allclose(got[u], want, rtol=1e-8, atol=1e-10)
