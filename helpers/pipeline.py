@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+#: the ranker's feature columns, in the order :meth:`FeatureTables.features` returns them
 FEATURE_NAMES: tuple[str, ...] = (
     "candidate_score", "candidate_rank", "log_item_ratings", "item_mean_rating",
     "log_item_recent_ratings", "item_year", "year_gap_to_user", "genre_match",
