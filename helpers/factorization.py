@@ -31,6 +31,18 @@ __all__ = ["MatrixFactorization", "sgd_mf", "als_mf", "svd_mf"]
 
 
 # ----------------------------------------------------------------------------- the model
+def _batch(users: np.ndarray, items: np.ndarray, dscore: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A batch of (user, item, d loss / d score) as aligned 1-D arrays, or a ValueError."""
+    users = np.asarray(users, dtype=np.int64)
+    items = np.asarray(items, dtype=np.int64)
+    dscore = np.asarray(dscore, dtype=np.float64)
+    if not users.shape == items.shape == dscore.shape or users.ndim != 1:
+        raise ValueError(f"users, items and dscore must be 1-D of equal length, got "
+                         f"{users.shape}, {items.shape}, {dscore.shape}")
+    return users, items, dscore
+
+
 @dataclass
 class MatrixFactorization:
     r"""Biased matrix factorisation in NumPy (Koren et al., 2009):
@@ -88,12 +100,7 @@ class MatrixFactorization:
         :math:`(u_k, i_k)` (duplicates summed), the data part is :math:`\nabla_P = D Q`,
         :math:`\nabla_Q = D^\top P`: two sparse-dense products, no Python loop.
         """
-        users = np.asarray(users, dtype=np.int64)
-        items = np.asarray(items, dtype=np.int64)
-        dscore = np.asarray(dscore, dtype=np.float64)
-        if not users.shape == items.shape == dscore.shape or users.ndim != 1:
-            raise ValueError(f"users, items and dscore must be 1-D of equal length, got "
-                             f"{users.shape}, {items.shape}, {dscore.shape}")
+        users, items, dscore = _batch(users, items, dscore)
         n_u, n_i = len(self.b_user), len(self.b_item)
         d = sp.csr_array((dscore, (users, items)), shape=(n_u, n_i))
         g_p = d @ self.Q
@@ -124,12 +131,7 @@ class MatrixFactorization:
         (Only SGD has this property: momentum and Adam also move rows whose gradient is zero,
         through their state, unless implemented "lazily".)
         """
-        users = np.asarray(users, dtype=np.int64)
-        items = np.asarray(items, dtype=np.int64)
-        dscore = np.asarray(dscore, dtype=np.float64)
-        if not users.shape == items.shape == dscore.shape or users.ndim != 1:
-            raise ValueError(f"users, items and dscore must be 1-D of equal length, got "
-                             f"{users.shape}, {items.shape}, {dscore.shape}")
+        users, items, dscore = _batch(users, items, dscore)
         if not learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
         c = 2.0 * l2 / len(users)

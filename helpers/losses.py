@@ -218,11 +218,22 @@ def softmax_cross_entropy(labels: np.ndarray, logits: np.ndarray, reduction: str
     (``keras.losses.SparseCategoricalCrossentropy(from_logits=True)``) or ``(n, C)`` rows of
     probabilities, e.g. one-hot (``keras.losses.CategoricalCrossentropy(from_logits=True)``).
     """
+    labels, z = _class_targets(labels, logits)
+    lse = logsumexp(z, axis=1)
+    if labels.ndim == 1:
+        values = lse - z[np.arange(z.shape[0]), labels]
+    else:
+        values = lse * labels.sum(axis=1) - (labels * z).sum(axis=1)
+    return _reduce(values, reduction)
+
+
+def _class_targets(labels: np.ndarray, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Checked ``(labels, logits)`` for the softmax losses: ``(n, C)`` float logits and either
+    ``(n,)`` integer class indices in ``[0, C)`` or ``(n, C)`` target rows."""
     z = np.asarray(logits, dtype=np.float64)
     if z.ndim != 2:
         raise ValueError(f"logits must be 2-D (examples x classes), got shape {z.shape}")
     labels = np.asarray(labels)
-    lse = logsumexp(z, axis=1)
     if labels.ndim == 1:
         if labels.shape[0] != z.shape[0]:
             raise ValueError(f"{labels.shape[0]} labels for {z.shape[0]} rows of logits")
@@ -230,12 +241,9 @@ def softmax_cross_entropy(labels: np.ndarray, logits: np.ndarray, reduction: str
             raise ValueError("1-D labels must be integer class indices; pass (n, C) rows for soft labels")
         if (labels < 0).any() or (labels >= z.shape[1]).any():
             raise ValueError(f"class indices must lie in [0, {z.shape[1]})")
-        values = lse - z[np.arange(z.shape[0]), labels]
-    elif labels.shape == z.shape:
-        values = lse * labels.sum(axis=1) - (labels * z).sum(axis=1)
-    else:
+    elif labels.shape != z.shape:
         raise ValueError(f"labels must be (n,) indices or (n, C) like logits {z.shape}, got {labels.shape}")
-    return _reduce(values, reduction)
+    return labels, z
 
 
 def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -250,23 +258,12 @@ def softmax_cross_entropy_grad(labels: np.ndarray, logits: np.ndarray) -> np.nda
     r""":math:`\partial \ell / \partial z_c = \operatorname{softmax}(z)_c\,\sum_k y_k - y_c`:
     softmax minus one-hot for class indices (or for target rows that sum to 1). Shape of
     ``logits``; ``labels`` as in :func:`softmax_cross_entropy`."""
-    z = np.asarray(logits, dtype=np.float64)
-    if z.ndim != 2:
-        raise ValueError(f"logits must be 2-D (examples x classes), got shape {z.shape}")
-    labels = np.asarray(labels)
+    labels, z = _class_targets(labels, logits)
     if labels.ndim == 1:
-        if labels.shape[0] != z.shape[0]:
-            raise ValueError(f"{labels.shape[0]} labels for {z.shape[0]} rows of logits")
-        if not np.issubdtype(labels.dtype, np.integer):
-            raise ValueError("1-D labels must be integer class indices; pass (n, C) rows for soft labels")
-        if (labels < 0).any() or (labels >= z.shape[1]).any():
-            raise ValueError(f"class indices must lie in [0, {z.shape[1]})")
         q = np.zeros_like(z)
         q[np.arange(z.shape[0]), labels] = 1.0
-    elif labels.shape == z.shape:
-        q = labels.astype(np.float64)
     else:
-        raise ValueError(f"labels must be (n,) indices or (n, C) like logits {z.shape}, got {labels.shape}")
+        q = labels.astype(np.float64)
     return softmax(z, axis=1) * q.sum(axis=1, keepdims=True) - q
 
 
