@@ -93,7 +93,7 @@ def item_knn(train: sp.csr_array | sp.spmatrix, n_neighbors: int | None = None,
         raise ValueError(f"alpha must lie in [0, 1] (0.5 = cosine), got {alpha}")
     if n_neighbors is not None and n_neighbors < 1:
         raise ValueError(f"n_neighbors must be >= 1 or None (all), got {n_neighbors}")
-    x = sp.csr_array(train, dtype=np.float64)
+    x = sp.csr_array(train, dtype=np.float64, copy=True)  # never binarise the caller's matrix
     x.data[:] = 1.0
     g = (x.T @ x).toarray()
     c = np.diag(g).copy()
@@ -187,7 +187,7 @@ def _import_implicit() -> None:
 
 
 def _implicit_input(train: sp.csr_array | sp.spmatrix) -> sp.csr_matrix:
-    x = sp.csr_matrix(train, dtype=np.float32)
+    x = sp.csr_matrix(train, dtype=np.float32, copy=True)
     x.data[:] = 1.0
     x.sort_indices()
     return x
@@ -283,7 +283,7 @@ def ease(train: sp.csr_array | sp.spmatrix, l2: float = 500.0) -> np.ndarray:
     """
     if l2 <= 0:
         raise ValueError(f"l2 must be > 0, got {l2}")
-    x = sp.csr_array(train, dtype=np.float64)
+    x = sp.csr_array(train, dtype=np.float64, copy=True)  # never binarise the caller's matrix
     x.data[:] = 1.0
     g = (x.T @ x).toarray()
     g[np.diag_indices_from(g)] += l2
@@ -331,7 +331,7 @@ def ials(train: sp.csr_array | sp.spmatrix | np.ndarray, dim: int = 32, n_iter: 
         raise ValueError(f"reg must be a finite number > 0 (it keeps every solve well posed), got {reg!r}")
     if init_scale == 0:
         raise ValueError("init_scale must be > 0: an all-zero Q gives all-zero vectors for ever")
-    x = sp.csr_array(train, dtype=np.float64)
+    x = sp.csr_array(train, dtype=np.float64, copy=True)  # never binarise the caller's matrix
     if x.ndim != 2 or min(x.shape) == 0:
         raise ValueError(f"train must be a non-empty 2-D users x items matrix, got shape {x.shape}")
     x.sum_duplicates()

@@ -61,7 +61,7 @@ def ease_float32(train: sp.csr_array | sp.spmatrix, l2: float = 500.0) -> np.nda
     from scipy.linalg import lapack
     if l2 <= 0:
         raise ValueError(f"l2 must be > 0, got {l2}")
-    x = sp.csr_array(train, dtype=np.float32)
+    x = sp.csr_array(train, dtype=np.float32, copy=True)  # never binarise the caller's matrix
     x.data[:] = 1.0
     g = (x.T @ x).toarray().astype(np.float32)
     g[np.diag_indices_from(g)] += np.float32(l2)

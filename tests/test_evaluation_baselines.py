@@ -320,3 +320,22 @@ def test_implicit_callback_sees_every_iteration_as_a_shorter_fit_would(fit):
     u2, v2 = fit(x, factors=3, iterations=2, seed=1)
     np.testing.assert_allclose(seen[2][0], u2, rtol=1e-6)
     np.testing.assert_allclose(seen[2][1], v2, rtol=1e-6)
+
+
+def test_item_knn_leaves_the_callers_matrix_alone():
+    """A float64 csr_array of play counts passed in must come back unchanged (it used to be
+    binarised in place through the shared data array)."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from helpers import baselines
+
+    counts = sp.csr_array(np.array([[3.0, 0.0, 7.0], [1.0, 2.0, 0.0], [0.0, 5.0, 4.0]]))
+    before = counts.toarray().copy()
+    baselines.item_knn(counts, n_neighbors=2)
+    baselines.ease(counts, l2=1.0)
+    baselines.ials(counts, dim=2, n_iter=1)
+    np.testing.assert_array_equal(counts.toarray(), before)
+    counts32 = sp.csr_matrix(before.astype(np.float32))
+    baselines._implicit_input(counts32)
+    np.testing.assert_array_equal(counts32.toarray(), before)
