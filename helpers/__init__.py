@@ -35,6 +35,7 @@ TensorFlow until something asks for it: see :mod:`helpers.quiet`. The NumPy-only
 - :mod:`helpers.hybrid` -- FM, Wide & Deep, DeepFM, DCN and two towers (chapter 12);
 - :mod:`helpers.ctr` -- click-rate metrics (normalised entropy, calibration) and click models (chapter 13);
 - :mod:`helpers.ope` -- off-policy estimators IPS, SNIPS, DR and logging policies (chapters 9, 13);
+- :mod:`helpers.graph` -- friend graphs, social regularisation, LightGCN-style propagation, confidence-weighted iALS (chapter 14);
 - :mod:`helpers.pipeline` -- the end-to-end recommender: candidates, ranker, MMR, explanations (chapter 15);
 - :mod:`helpers.imbalance` -- down-sampling and re-calibration, class weights, focal loss, bandit replay (chapter 16);
 - :mod:`helpers.compress` -- parameter counts, quantisation, pruning, hashing, distillation (chapter 17);
