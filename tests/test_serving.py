@@ -126,3 +126,11 @@ def test_export_and_serve_from_artefacts(tmp_path):
     resp = out["responses"]
     assert "error" in resp[1] and resp[2]["path"] == "popular" and resp[3]["path"] == "personal"
     assert len(out["latency_s"]) == 4 and out["load_s"] > 0
+
+
+def test_distances_per_query():
+    assert AnnIndex(V, "flat").distances_per_query(Q, 5) == len(V)
+    few = AnnIndex(V, "ivf", nlist=8, nprobe=1).distances_per_query(Q, 5)
+    many = AnnIndex(V, "ivf", nlist=8, nprobe=8).distances_per_query(Q, 5)
+    assert 8 < few < many == len(V) + 8
+    assert 0 < AnnIndex(V, "hnsw", m=8, ef_search=16).distances_per_query(Q, 5) <= len(V)
