@@ -10,7 +10,8 @@ models are loaded. Requests are plain dicts (what a JSON body decodes to)::
     {"user": 99999}                              # unknown user, no history: most popular items
 
 Every response says which path answered it (``"path"``: ``"personal"``, ``"history"`` or
-``"popular"``) and whether it is a fallback (``"fallback"``). A malformed request raises
+``"popular"``) and whether it is a fallback (``"fallback"``), and the milliseconds each stage
+took (``"stage_ms"``: query vector, retrieval, re-ranking). A malformed request raises
 :class:`BadRequest` in :func:`parse_request`; :meth:`TwoStageRecommender.handle` turns it into
 an error response and the service keeps serving.
 """
@@ -225,6 +226,7 @@ class TwoStageRecommender:
         return np.asarray(out, dtype=np.int64)
 
     def recommend(self, request: Request) -> dict[str, Any]:
+        t0 = time.perf_counter()
         u = self.user_pos.get(request.user)
         known_hist = [self.item_pos[h] for h in request.history if h in self.item_pos]
         dropped = [h for h in request.history if h not in self.item_pos]
@@ -236,16 +238,20 @@ class TwoStageRecommender:
             exclude = set(known_hist)
         else:
             path, query, exclude = "popular", None, set()
+        t1 = t2 = time.perf_counter()
         if query is None:
             items = np.array([i for i in self.popular if i not in exclude][:request.k], dtype=np.int64)
         else:
             cand = self.retrieve(query, exclude, self.n_candidates)
+            t2 = time.perf_counter()
             if u is not None:
                 s = np.asarray(self.rank_fn(u, cand))
                 cand = cand[np.argsort(-s, kind="stable")]
             items = cand[:request.k]
+        t3 = time.perf_counter()
         return {"user": request.user, "items": [int(self.item_ids[i]) for i in items], "path": path,
-                "fallback": path != "personal", "unknown_history_items": dropped}
+                "fallback": path != "personal", "unknown_history_items": dropped,
+                "stage_ms": {"query": 1e3 * (t1 - t0), "retrieve": 1e3 * (t2 - t1), "rank": 1e3 * (t3 - t2)}}
 
     def handle(self, obj: Any) -> dict[str, Any]:
         """Answer one decoded request; a malformed one gets ``{"error": ...}`` instead of an
