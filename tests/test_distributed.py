@@ -65,3 +65,24 @@ def test_dot_model_and_single_process_training():
     u, i, y = training_examples(rng.integers(0, 20, 400), rng.integers(0, 30, 400), 30, n_neg=1)
     model, steps = train_dot_model(tf.distribute.get_strategy(), u, i, y, 20, 30, dim=4, epochs=2, global_batch=100)
     assert len(steps) == 2 * (800 // 100) and all(t > 0 for t in steps)
+
+
+WORKER = """
+import helpers, json, os, sys
+import numpy as np
+import tensorflow as tf
+from helpers.distributed import train_dot_model, training_examples
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
+rng = np.random.default_rng(0)
+u, i, y = training_examples(rng.integers(0, 20, 400), rng.integers(0, 30, 400), 30, n_neg=1)
+model, steps = train_dot_model(strategy, u, i, y, 20, 30, dim=4, epochs=1, global_batch=100)
+idx = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+np.save(os.path.join(sys.argv[1], f"w{idx}.npy"), model.get_layer("item_embedding").get_weights()[0])
+"""
+
+
+@needs_ports
+def test_two_workers_train_the_same_model(tmp_path):
+    r = run_workers(["-c", WORKER, str(tmp_path)], n_workers=2, timeout=90, log_dir=str(tmp_path))
+    assert r["returncodes"] == [0, 0] and not r["timed_out"], open(r["logs"][0]).read()[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path / "w0.npy"), np.load(tmp_path / "w1.npy"))   # replicas in sync

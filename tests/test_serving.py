@@ -134,3 +134,12 @@ def test_distances_per_query():
     many = AnnIndex(V, "ivf", nlist=8, nprobe=8).distances_per_query(Q, 5)
     assert 8 < few < many == len(V) + 8
     assert 0 < AnnIndex(V, "hnsw", m=8, ef_search=16).distances_per_query(Q, 5) <= len(V)
+
+
+def test_imports_without_tensorflow_or_faiss():
+    import subprocess
+    import sys
+
+    code = ("import sys, helpers.serving, helpers.distributed; "
+            "assert 'tensorflow' not in sys.modules and 'faiss' not in sys.modules")
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
