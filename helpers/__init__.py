@@ -39,7 +39,9 @@ TensorFlow until something asks for it: see :mod:`helpers.quiet`. The NumPy-only
 - :mod:`helpers.pipeline` -- the end-to-end recommender: candidates, ranker, MMR, explanations (chapter 15);
 - :mod:`helpers.imbalance` -- down-sampling and re-calibration, class weights, focal loss, bandit replay (chapter 16);
 - :mod:`helpers.compress` -- parameter counts, quantisation, pruning, hashing, distillation (chapter 17);
-- :mod:`helpers.privacy` -- FedAvg, DP-SGD with an accountant, membership inference (chapter 17).
+- :mod:`helpers.privacy` -- FedAvg, DP-SGD with an accountant, membership inference (chapter 17);
+- :mod:`helpers.serving` -- ANN retrieval, a two-stage service over exported models, latency (chapter 18);
+- :mod:`helpers.distributed` -- bounded multi-worker training processes on one machine (chapter 18).
 """
 import sys as _sys
 
