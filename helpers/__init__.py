@@ -37,7 +37,8 @@ TensorFlow until something asks for it: see :mod:`helpers.quiet`. The NumPy-only
 - :mod:`helpers.ope` -- off-policy estimators IPS, SNIPS, DR and logging policies (chapters 9, 13);
 - :mod:`helpers.graph` -- friend graphs, social regularisation, LightGCN-style propagation, confidence-weighted iALS (chapter 14);
 - :mod:`helpers.pipeline` -- the end-to-end recommender: candidates, ranker, MMR, explanations (chapter 15);
-- :mod:`helpers.imbalance` -- down-sampling and re-calibration, class weights, focal loss, bandit replay (chapter 16);
+- :mod:`helpers.imbalance` -- down-sampling and re-calibration, class weights, focal loss (chapter 16);
+- :mod:`helpers.bandits` -- epsilon-greedy and Thompson-sampling bandits, replay evaluation (chapter 16);
 - :mod:`helpers.compress` -- parameter counts, quantisation, pruning, hashing, distillation (chapter 17);
 - :mod:`helpers.privacy` -- FedAvg, DP-SGD with an accountant, membership inference (chapter 17);
 - :mod:`helpers.serving` -- ANN retrieval, a two-stage service over exported models, latency (chapter 18);

@@ -272,25 +272,39 @@ def implicit_bpr(train: sp.csr_array | sp.spmatrix, factors: int = 64, learning_
     return np.asarray(model.user_factors, np.float64), np.asarray(model.item_factors, np.float64)
 
 
-def ease(train: sp.csr_array | sp.spmatrix, l2: float = 500.0) -> np.ndarray:
+def ease(train: sp.csr_array | sp.spmatrix, l2: float = 500.0, dtype: type = np.float64) -> np.ndarray:
     r"""EASE item-item weights (Steck, 2019), the closed-form solution of
 
     .. math:: \min_B \lVert X - XB\rVert_F^2 + \lambda\lVert B\rVert_F^2
               \ \text{s.t.}\ \mathrm{diag}(B) = 0:\quad
               P = (X^\top X + \lambda I)^{-1},\ B_{ij} = -P_{ij}/P_{jj},\ B_{jj} = 0.
 
-    A user's scores are :math:`X_u B`.
+    A user's scores are :math:`X_u B`. With ``dtype=np.float32`` the inverse is computed in
+    float32 through a Cholesky factorisation (LAPACK ``spotrf``/``spotri``; the Gram matrix is
+    symmetric positive definite for :math:`\lambda > 0`): about half the time and memory of the
+    float64 ``inv``, for large catalogues; the ranking is the same up to float32 rounding.
     """
     if l2 <= 0:
         raise ValueError(f"l2 must be > 0, got {l2}")
-    x = sp.csr_array(train, dtype=np.float64, copy=True)  # never binarise the caller's matrix
+    if dtype not in (np.float64, np.float32):
+        raise ValueError(f"dtype must be np.float64 or np.float32, got {dtype!r}")
+    x = sp.csr_array(train, dtype=dtype, copy=True)  # never binarise the caller's matrix
     x.data[:] = 1.0
-    g = (x.T @ x).toarray()
-    g[np.diag_indices_from(g)] += l2
-    p = np.linalg.inv(g)
+    g = (x.T @ x).toarray().astype(dtype, copy=False)
+    g[np.diag_indices_from(g)] += dtype(l2)
+    if dtype == np.float64:
+        p = np.linalg.inv(g)
+    else:
+        from scipy.linalg import lapack
+
+        c, info = lapack.spotrf(g, lower=False, overwrite_a=True)
+        if info != 0:
+            raise ValueError(f"the Gram matrix is not positive definite (LAPACK info {info}); is l2 > 0?")
+        p, info = lapack.spotri(c, lower=False, overwrite_c=True)
+        p = np.triu(p) + np.triu(p, 1).T
     b = -p / np.diag(p)
     np.fill_diagonal(b, 0.0)
-    return b
+    return b.astype(dtype, copy=False)
 
 
 def ials(train: sp.csr_array | sp.spmatrix | np.ndarray, dim: int = 32, n_iter: int = 6,

@@ -48,33 +48,6 @@ def check_k(k: object) -> int:
 
 
 # --------------------------------------------------------------------------- stages
-def ease_float32(train: sp.csr_array | sp.spmatrix, l2: float = 500.0) -> np.ndarray:
-    r"""EASE weights (Steck, 2019) as :func:`helpers.baselines.ease`,
-
-    .. math:: P = (X^\top X + \lambda I)^{-1},\quad B_{ij} = -P_{ij}/P_{jj},\quad B_{jj} = 0,
-
-    but in float32 through a Cholesky factorisation (LAPACK ``spotrf``/``spotri``): the Gram
-    matrix is symmetric positive definite for :math:`\lambda > 0`, so this takes about half
-    the time and half the memory of a float64 ``inv``; the ranking it induces is the same up
-    to float32 rounding.
-    """
-    from scipy.linalg import lapack
-    if l2 <= 0:
-        raise ValueError(f"l2 must be > 0, got {l2}")
-    x = sp.csr_array(train, dtype=np.float32, copy=True)  # never binarise the caller's matrix
-    x.data[:] = 1.0
-    g = (x.T @ x).toarray().astype(np.float32)
-    g[np.diag_indices_from(g)] += np.float32(l2)
-    c, info = lapack.spotrf(g, lower=False, overwrite_a=True)
-    if info != 0:
-        raise ValueError(f"the Gram matrix is not positive definite (LAPACK info {info}); is l2 > 0?")
-    p, info = lapack.spotri(c, lower=False, overwrite_c=True)
-    p = np.triu(p) + np.triu(p, 1).T
-    b = -p / np.diag(p)
-    np.fill_diagonal(b, 0.0)
-    return b.astype(np.float32, copy=False)
-
-
 def top_unseen(scores: np.ndarray, seen: np.ndarray, n: int) -> np.ndarray:
     """Indices of the ``n`` highest ``scores`` (1-D) outside ``seen``, best first; ties go
     to the lower index (stable sort). Fewer than ``n`` are returned if fewer are unseen."""

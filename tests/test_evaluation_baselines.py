@@ -339,3 +339,15 @@ def test_item_knn_leaves_the_callers_matrix_alone():
     counts32 = sp.csr_matrix(before.astype(np.float32))
     baselines._implicit_input(counts32)
     np.testing.assert_array_equal(counts32.toarray(), before)
+
+
+def test_float32_ease_matches_float64_ease():
+    """dtype=np.float32 (Cholesky in float32, chapter 15's large catalogue) = the float64 inverse."""
+    rng = np.random.default_rng(1)
+    X = sp.csr_array((rng.random((40, 25)) < 0.2).astype(np.float64))
+    np.testing.assert_allclose(b.ease(X, 3.0, dtype=np.float32), b.ease(X, 3.0), atol=2e-5)
+    assert b.ease(X, 3.0, dtype=np.float32).dtype == np.float32
+    with pytest.raises(ValueError, match="l2 must be > 0"):
+        b.ease(X, 0.0, dtype=np.float32)
+    with pytest.raises(ValueError, match="dtype"):
+        b.ease(X, 3.0, dtype=np.int64)

@@ -1,7 +1,9 @@
-"""Tests for helpers.imbalance: down-sampling and re-calibration, class weights, focal loss, bandit replay."""
+"""Tests for helpers.imbalance (down-sampling and re-calibration, class weights, focal loss) and
+helpers.bandits (replay and simulated bandits)."""
 import numpy as np
 import pytest
 
+from helpers import bandits
 from helpers import imbalance as im
 
 
@@ -63,13 +65,13 @@ def test_replay_finds_the_best_arm_and_is_fair_for_uniform():
     rates = np.array([0.05, 0.05, 0.05, 0.05, 0.4])
     arms = rng.integers(k, size=n)
     rewards = (rng.random(n) < rates[arms]).astype(float)
-    uni = im.replay_bandit("uniform", arms, rewards, k, seed=0)
+    uni = bandits.replay_bandit("uniform", arms, rewards, k, seed=0)
     assert abs(uni.matched / n - 1 / k) < 0.01 and abs(uni.ctr - rates.mean()) < 0.02
-    ts = im.replay_bandit("thompson", arms, rewards, k, seed=0)
-    eg = im.replay_bandit("epsilon_greedy", arms, rewards, k, epsilon=0.1, seed=0)
+    ts = bandits.replay_bandit("thompson", arms, rewards, k, seed=0)
+    eg = bandits.replay_bandit("epsilon_greedy", arms, rewards, k, epsilon=0.1, seed=0)
     assert ts.ctr > 0.3 and eg.ctr > 0.3
     assert ts.successes.sum() == ts.clicks and ts.successes.sum() + ts.failures.sum() == ts.matched
-    again = im.replay_bandit("thompson", arms, rewards, k, seed=0)
+    again = bandits.replay_bandit("thompson", arms, rewards, k, seed=0)
     assert again.clicks == ts.clicks                      # seeded
 
 
@@ -81,9 +83,9 @@ def test_errors():
     with pytest.raises(ValueError, match="both classes"):
         im.class_weights(np.zeros(3))
     with pytest.raises(ValueError, match="policy"):
-        im.replay_bandit("greedy", np.array([0, 1]), np.array([0.0, 1.0]), 2)
+        bandits.replay_bandit("greedy", np.array([0, 1]), np.array([0.0, 1.0]), 2)
     with pytest.raises(ValueError, match="arms"):
-        im.replay_bandit("uniform", np.array([0, 5]), np.array([0.0, 1.0]), 2)
+        bandits.replay_bandit("uniform", np.array([0, 5]), np.array([0.0, 1.0]), 2)
     with pytest.raises(ValueError, match="gamma"):
         im.focal_loss(np.array([1.0]), np.array([0.5]), gamma=-1)
 
@@ -91,14 +93,20 @@ def test_errors():
 def test_simulated_bandits_beat_uniform_on_clear_arms():
     mu = np.array([0.02, 0.02, 0.02, 0.2])
     n = 5_000
-    uni = im.simulate_bandit("uniform", mu, n, seed=0)
-    ts = im.simulate_bandit("thompson", mu, n, seed=0)
-    eg = im.simulate_bandit("epsilon_greedy", mu, n, epsilon=0.1, seed=0)
+    uni = bandits.simulate_bandit("uniform", mu, n, seed=0)
+    ts = bandits.simulate_bandit("thompson", mu, n, seed=0)
+    eg = bandits.simulate_bandit("epsilon_greedy", mu, n, epsilon=0.1, seed=0)
     assert uni.shape == (n,) and np.all(np.diff(uni) >= 0)
     assert ts[-1] > 1.5 * uni[-1] and eg[-1] > 1.5 * uni[-1]
     assert ts[-1] <= n * mu.max() * 1.2
-    np.testing.assert_array_equal(ts, im.simulate_bandit("thompson", mu, n, seed=0))
+    np.testing.assert_array_equal(ts, bandits.simulate_bandit("thompson", mu, n, seed=0))
     with pytest.raises(ValueError, match="true_rates"):
-        im.simulate_bandit("thompson", np.array([0.5]), 10)
+        bandits.simulate_bandit("thompson", np.array([0.5]), 10)
     with pytest.raises(ValueError, match="epsilon"):
-        im.simulate_bandit("epsilon_greedy", mu, 10, epsilon=2.0)
+        bandits.simulate_bandit("epsilon_greedy", mu, 10, epsilon=2.0)
+
+
+def test_bandits_keep_their_old_names_in_imbalance():
+    assert im.replay_bandit is bandits.replay_bandit and im.simulate_bandit is bandits.simulate_bandit
+    with pytest.raises(AttributeError, match="no attribute"):
+        im.not_a_thing  # noqa: B018

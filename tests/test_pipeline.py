@@ -34,14 +34,6 @@ def _recommender(X, **kw):
                                 tables=tables, **kw)
 
 
-def test_ease_float32_matches_float64_ease():
-    X = _toy(1, 40, 25)
-    np.testing.assert_allclose(pipeline.ease_float32(X, 3.0), ease(X, 3.0), atol=2e-5)
-    assert pipeline.ease_float32(X, 3.0).dtype == np.float32
-    with pytest.raises(ValueError, match="l2 must be > 0"):
-        pipeline.ease_float32(X, 0.0)
-
-
 def test_check_k_rejects_what_a_caller_may_send():
     assert pipeline.check_k(3) == 3 and pipeline.check_k(np.int64(2)) == 2
     for bad in (0, -1, 2.5, "10", True, None, 3.0):

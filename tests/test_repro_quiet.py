@@ -108,7 +108,7 @@ def test_figures_appear_even_when_the_environment_selects_agg(clean_env, monkeyp
 NUMPY_ONLY = ["data", "encoding", "splits", "sampling", "metrics", "evaluation", "baselines",
               "protocol", "tuning", "stats", "beyond", "activations", "losses", "preprocessing",
               "optim", "factorization", "ensemble", "ope", "ctr", "privacy", "pipeline", "imbalance", "graph",
-              "serving", "distributed"]
+              "serving", "distributed", "bandits"]
 
 
 @pytest.mark.parametrize("module", NUMPY_ONLY)

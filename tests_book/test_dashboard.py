@@ -24,13 +24,12 @@ from __future__ import annotations
 import functools
 import html.parser
 import re
-from pathlib import Path
 
 import nbformat
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from _book import ROOT, glue_outputs, toc_pages
+
 PAGE = ROOT / "book" / "dashboard.md"
 HTML = ROOT / "_build" / "html" / "book" / "dashboard.html"
 CACHE_DIR = ROOT / "_build" / ".jupyter_cache"
@@ -56,23 +55,6 @@ VERDICTS = [
     ("06_mlp", "mlp_rank_pop_minus_mlp20_lo", "mlp_rank_pop_minus_mlp20_hi", "above zero"),
     ("09_evaluation", "eval_pair_ease_ials_low", "eval_pair_ease_ials_high", "holds zero"),
 ]
-
-
-def toc_pages() -> list[str]:
-    """Every document in ``_toc.yml`` (paths without suffix, as written there)."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    pages = [toc["root"]]
-
-    def walk(entries):
-        for e in entries or []:
-            if "file" in e:
-                pages.append(e["file"])
-            walk(e.get("sections"))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    walk(toc.get("chapters"))
-    return pages
 
 
 def page_source() -> str:
@@ -108,16 +90,8 @@ def glued(path: str) -> dict[str, str]:
         record = cache.match_cache_notebook(nbformat.read(ROOT / path, as_version=4))
     except KeyError:
         pytest.fail(f"no execution of the current {path} in {CACHE_DIR}: run the site build first")
-    nb = cache.get_cache_bundle(record.pk).nb
-    out = {}
-    for cell in nb.cells:
-        for o in cell.get("outputs", []):
-            meta = o.get("metadata", {}).get("scrapbook")
-            if o.get("output_type") == "display_data" and meta:
-                prefix = meta.get("mime_prefix", "")
-                if prefix + "text/plain" in o["data"]:
-                    out[meta["name"]] = o["data"][prefix + "text/plain"]
-    return out
+    outputs = glue_outputs(cache.get_cache_bundle(record.pk).nb)
+    return {key: data["text/plain"] for key, data in outputs.items() if "text/plain" in data}
 
 
 class _PastedText(html.parser.HTMLParser):

@@ -14,33 +14,17 @@ Static checks on ``book/faq.md`` (no build needed):
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from _book import ROOT, toc_pages
+
 PAGE = ROOT / "book" / "faq.md"
 SOURCES = ROOT.parent / "shared" / "sources"
 
 GLUE_REF = re.compile(r"\{glue:text\}`([^`]+)`")
 DOC_REF = re.compile(r"\{doc\}`(?:[^`<]*<)?\.\./(notebooks/[0-9A-Za-z_]+)>?`")
 SOURCE_FILE = re.compile(r"\b(\d{3}_[0-9a-f]{16}\.txt)\b")
-
-
-def _toc_files() -> set[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files: set[str] = set()
-
-    def walk(entries):
-        for e in entries or []:
-            if "file" in e:
-                files.add(e["file"])
-            walk(e.get("sections"))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    return files
 
 
 def _sections() -> list[tuple[str, str]]:
@@ -70,7 +54,7 @@ def test_every_source_article_is_on_the_page():
 
 
 def test_every_answer_links_a_chapter_in_the_toc():
-    toc = _toc_files()
+    toc = set(toc_pages())
     for title, body in _sections():
         docs = DOC_REF.findall(body)
         assert docs, f"{title!r} links no chapter"
@@ -79,7 +63,7 @@ def test_every_answer_links_a_chapter_in_the_toc():
 
 
 def test_every_number_is_glued_with_a_format_from_a_toc_chapter():
-    toc = _toc_files()
+    toc = set(toc_pages())
     text = PAGE.read_text(encoding="utf-8")
     refs = GLUE_REF.findall(text)
     assert refs

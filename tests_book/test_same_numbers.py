@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 import nbformat
-import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from _book import ROOT, glue_outputs
+
 CHAPTER = ROOT / os.environ.get("SAME_NUMBERS_CHAPTER", "notebooks/06_mlp.ipynb")
 CACHE_DIR = ROOT / "_build" / ".jupyter_cache"
 
@@ -34,15 +34,8 @@ nbformat.write(nb, sys.stdout)
 
 def glued(nb: nbformat.NotebookNode) -> dict[str, str]:
     """Every glued key with the text of its value."""
-    out = {}
-    for cell in nb.cells:
-        for o in cell.get("outputs", []):
-            meta = o.get("metadata", {}).get("scrapbook")
-            if o.get("output_type") == "display_data" and meta:
-                prefix = meta.get("mime_prefix", "")
-                data = o["data"]
-                out[meta["name"]] = data.get(prefix + "text/plain", json.dumps(data, sort_keys=True))
-    return out
+    return {key: data.get("text/plain", json.dumps(data, sort_keys=True))
+            for key, data in glue_outputs(nb).items()}
 
 
 def execute_fresh(path: Path) -> nbformat.NotebookNode:
