@@ -9,7 +9,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-JB_BUILD := $(BIN)/jupyter-book build . -W -n --keep-going
+JB_BUILD := $(BIN)/jupyter-book build . --all -W -n --keep-going
 
 .PHONY: install book test unit nbval site checks times lab clean
 
